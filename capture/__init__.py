@@ -1,0 +1,1 @@
+"""Acquisition engine, recordings and event file formats (imports :mod:`drivers` only)."""

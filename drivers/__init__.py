@@ -1,0 +1,6 @@
+"""Device layer: one module per device (focus lens, event camera, frame camera), real or simulated.
+
+Lowest layer of focalrig; it imports no other focalrig package. The event-camera wire encodings
+(EVT 2.0 / 2.1 / 3.0) live here in :mod:`drivers.events` because they are what the camera speaks;
+file containers built on them live one layer up in :mod:`capture.formats`.
+"""
