@@ -54,6 +54,10 @@ class EventFileReader(ABC):
     def seek_time(self, t_us: int) -> None:
         """Position the reader so that the next chunk starts at the first event with ``t >= t_us``."""
 
+    def progress(self) -> float | None:
+        """Fraction of the file consumed so far, for progress bars; None when unknown."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional for readers that hold no resources
         """Release the file."""
 

@@ -41,7 +41,7 @@ def make_cd(x, y, p, t) -> np.ndarray:
     return out
 
 
-def make_triggers(p, t, id) -> np.ndarray:  # noqa: A002 - Metavision's field name
+def make_triggers(p, t, id) -> np.ndarray:
     """Build a trigger array from columns."""
     t = np.asarray(t)
     out = np.empty(t.shape[0], EVENT_EXT_TRIGGER)

@@ -1,0 +1,172 @@
+"""``focalrig bench io``: event codec throughput on synthetic and real data, and streaming memory.
+
+Figures are printed, never asserted: they depend on the machine. Each measurement runs ``repeat``
+times after a warm-up (numba compiles on first use) and reports the best run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from capture.formats.hdf5 import Hdf5EventReader, Hdf5EventWriter
+from rich.console import Console
+from rich.table import Table
+
+from capture.formats.raw import RawEventReader, RawEventWriter, make_decoder, make_encoder
+from capture.formats.rawheader import parse_raw_header
+from drivers.events.dtypes import make_cd, make_triggers
+
+SHARED_EVENTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "events"
+TARGETS_MEVS = {"EVT3 decode": 100, "EVT2 decode": 50, "EVT3 encode": 50, "HDF5/ECF read": 50}
+PIECE_BYTES = 4 << 20
+
+
+def synthetic_events(n: int, width: int = 1280, height: int = 720, rate: float = 20e6, seed: int = 0):
+    """A dense, sensor-like stream: short horizontal runs of same-polarity events (moving edges).
+
+    Runs (geometric length, mean 8) arrive as a Poisson process at ``rate`` events/s, so many
+    runs share a microsecond, as in a real burst. Also returns 1 kHz strobe trigger edges.
+    """
+    rng = np.random.default_rng(seed)
+    lengths = np.minimum(rng.geometric(1 / 8, size=n // 4 + 16), 32)
+    lengths = lengths[: np.searchsorted(np.cumsum(lengths), n) + 1]
+    n_runs = lengths.shape[0]
+    t_runs = np.cumsum(rng.exponential(lengths.mean() / rate * 1e6, n_runs)).astype(np.int64)
+    x0 = rng.integers(0, width - lengths + 1)
+    y = rng.integers(0, height, n_runs)
+    p = rng.integers(0, 2, n_runs)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    offsets = np.arange(starts.shape[0]) - starts
+    cd = make_cd(np.repeat(x0, lengths) + offsets, np.repeat(y, lengths), np.repeat(p, lengths),
+                 np.repeat(t_runs, lengths))[:n]
+    edges = np.arange(0, int(cd["t"][-1]), 500)
+    triggers = make_triggers(np.arange(edges.shape[0]) % 2 ^ 1, edges, np.zeros_like(edges))
+    return cd, triggers
+
+
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up (numba compilation, page cache)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _decode_all(fmt: str, payload: bytes, width: int, height: int, endianness: str | None = None) -> int:
+    dec = make_decoder(fmt, width, height, endianness)
+    n = 0
+    for i in range(0, len(payload), PIECE_BYTES):
+        cd, _ = dec.decode(payload[i : i + PIECE_BYTES])
+        n += cd.shape[0]
+    return n
+
+
+def _encode_all(fmt: str, cd, trig, width: int, height: int) -> bytes:
+    enc = make_encoder(fmt, width, height)
+    step = 1 << 20
+    out = []
+    for i in range(0, cd.shape[0], step):
+        part = cd[i : i + step]
+        t_hi = int(part["t"][-1]) if i + step < cd.shape[0] else np.iinfo(np.int64).max
+        t_lo = int(part["t"][0]) if i else -1
+        sel = trig[(trig["t"] >= t_lo) & (trig["t"] <= t_hi)] if i else trig[trig["t"] <= t_hi]
+        out.append(enc.encode(part, sel))
+    return b"".join(out)
+
+
+def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mib: int) -> None:
+    width, height = 1280, 720
+    rows: list[tuple[str, str, float, str]] = []
+
+    def add(name: str, data: str, n: int, seconds: float, extra: str = "") -> None:
+        rows.append((name, data, n / seconds / 1e6, extra))
+        console.print(f"  {name:<15} {data:<42} {n / seconds / 1e6:8.1f} Mev/s {extra}", highlight=False)
+
+    console.print(f"[bold]focalrig bench io[/]: {n_events:,} synthetic events, best of {repeat}")
+    cd, trig = synthetic_events(n_events, width, height)
+    label = f"synthetic {width}x{height}, {n_events / 1e6:.0f} M ev"
+    for fmt in ("EVT3", "EVT2"):
+        payload = _encode_all(fmt, cd, trig, width, height)
+        add(f"{fmt} encode", label, cd.shape[0], _best(lambda f=fmt: _encode_all(f, cd, trig, width, height), repeat),
+            f"({len(payload) / cd.shape[0]:.2f} B/ev)")
+        add(f"{fmt} decode", label, cd.shape[0], _best(lambda f=fmt, b=payload: _decode_all(f, b, width, height),
+                                                       repeat))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        h5 = Path(tmp) / "bench.hdf5"
+
+        def write_h5() -> None:
+            with Hdf5EventWriter(h5, width, height) as w:
+                for i in range(0, cd.shape[0], 1 << 20):
+                    w.write(cd[i : i + (1 << 20)], None)
+
+        def read_h5() -> int:
+            with Hdf5EventReader(h5) as r:
+                return sum(c.shape[0] for c, _ in r.read_chunks())
+
+        add("HDF5/ECF write", label, cd.shape[0], _best(write_h5, repeat),
+            f"({h5.stat().st_size / cd.shape[0]:.2f} B/ev)")
+        add("HDF5/ECF read", label, cd.shape[0], _best(read_h5, repeat))
+
+        for path in sorted(SHARED_EVENTS.glob("*.raw")):
+            data = path.read_bytes()
+            hdr = parse_raw_header(data[: 1 << 16])
+            payload = data[hdr.payload_offset :]
+            n = _decode_all(hdr.format, payload, hdr.width, hdr.height, hdr.endianness)
+            reps = max(1, 2_000_000 // max(n, 1))  # small files: decode several times per run
+            secs = _best(lambda p=payload, h=hdr, k=reps: [_decode_all(h.format, p, h.width, h.height, h.endianness)
+                                                          for _ in range(k)], repeat)
+            add(f"{hdr.format} decode", f"real: {path.name[:40]}", n * reps, secs)
+        for path in sorted(SHARED_EVENTS.glob("*.hdf5")):
+            def read_real(p=path) -> int:
+                with Hdf5EventReader(p) as r:
+                    return sum(c.shape[0] for c, _ in r.read_chunks())
+            n = read_real()
+            add("HDF5/ECF read", f"real: {path.name[:40]}", n, _best(read_real, repeat))
+
+        if stream_mib > 0:
+            _stream_benchmark(console, Path(tmp) / "stream.raw", cd, trig, width, height, stream_mib, add)
+
+    table = Table(title="targets (brief)", title_justify="left")
+    for col in ("measurement", "target Mev/s", "best measured Mev/s"):
+        table.add_column(col)
+    for name, target in TARGETS_MEVS.items():
+        got = max((r[2] for r in rows if r[0] == name and r[1].startswith("synthetic")), default=float("nan"))
+        style = "green" if got >= target else "red"
+        table.add_row(name, str(target), f"[{style}]{got:.1f}[/]")
+    console.print(table)
+
+
+def _stream_benchmark(console: Console, path: Path, cd, trig, width: int, height: int, mib: int, add) -> None:
+    """Write a RAW EVT3 file of about ``mib`` MiB by repeating the synthetic stream, then stream it back."""
+    span = int(cd["t"][-1]) + 1
+    n_written = 0
+    with RawEventWriter(path, width, height) as w:
+        k = 0
+        while path.stat().st_size < mib << 20:
+            part, tpart = cd.copy(), trig.copy()
+            part["t"] += k * span
+            tpart["t"] += k * span
+            w.write(part, tpart)
+            w.flush()
+            n_written += part.shape[0]
+            k += 1
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with RawEventReader(path) as r:
+        n = sum(c.shape[0] for c, _ in r.read_chunks())
+    secs = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    size = path.stat().st_size
+    add("EVT3 stream", f"file {size / 2**20:.0f} MiB from disk", n, secs,
+        f"(peak traced memory {peak / 2**20:.0f} MiB = {peak / size * 100:.1f} % of the file)")
+    if n != n_written:
+        console.print(f"[red]stream read {n} events, wrote {n_written}[/]")

@@ -1,0 +1,92 @@
+"""TOML configuration files loaded into validated pydantic models.
+
+Every error names the file and the offending key (``configs/sim.toml: io.default_evt: ...``), so a
+typo in a config is found before any device is touched. ``--set key=value`` overrides use TOML
+value syntax (``--set io.default_evt=2``, ``--set io.hdf5_generation='"4.1"'``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "sim.toml"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration file or override that cannot be used; the message says where and why."""
+
+
+class StrictModel(BaseModel):
+    """Base of all config models: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class EventIOConfig(StrictModel):
+    """Defaults of event-file reading and writing."""
+
+    default_evt: Literal[2, 3] = Field(3, description="RAW encoding written by default (EVT 3.0 is the native one)")
+    read_block_mib: float = Field(4.0, gt=0, le=256, description="RAW read block; bounds memory while streaming")
+    hdf5_generation: str = Field("4.2", description="sensor generation written to HDF5 when the source has none")
+    time_shift: bool = Field(False, description="subtract OpenEB's RAW time shift (absolute times when false)")
+
+
+class FocalrigConfig(StrictModel):
+    """The whole configuration file. Device and sweep sections join as those layers arrive."""
+
+    io: EventIOConfig = EventIOConfig()
+
+
+def _set_dotted(data: dict, key: str, value: object) -> None:
+    node = data
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: '{part}' is a value, not a section")
+    node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``key.path=value`` with a TOML value (bare words are taken as strings)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. io.default_evt=2")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def load_config(
+    path: str | Path | None = None, model: type[M] = FocalrigConfig, overrides: list[str] | None = None
+) -> M:
+    """Load ``path`` (default ``configs/sim.toml``) into ``model``, applying ``key=value`` overrides."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such config file (the defaults live in {CONFIG_DIR})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            got = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else ""
+            lines.append(f"{path}: {where}: {err['msg']}{got}")
+        raise ConfigError("\n".join(lines)) from exc

@@ -1,0 +1,77 @@
+"""ON/OFF accumulation images of CD events, and their export as PNG frames or a video.
+
+A frame at time ``t`` shows the events of ``[t - accumulation, t)``: the last event at a pixel
+decides its colour. Frames follow the event clock at ``fps`` (one frame per ``1e6 / fps`` µs of
+recording), so slow-motion or fast-forward is just a different ``fps`` at the same accumulation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from capture.formats.base import EventFileReader
+from capture.formats.iterator import EventsIterator
+
+#: Metavision's "dark" look: (background, ON, OFF) as RGB.
+PALETTE_DARK = ((30, 37, 52), (216, 223, 236), (64, 126, 201))
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv")
+
+
+def accumulate(cd: np.ndarray, width: int, height: int, palette=PALETTE_DARK) -> np.ndarray:
+    """An RGB ``(height, width, 3)`` uint8 image of ``cd`` (later events overwrite earlier ones)."""
+    img = np.empty((height, width, 3), np.uint8)
+    img[:] = palette[0]
+    if cd.shape[0]:
+        colours = np.array(palette[1:][::-1], np.uint8)  # index by p: 0 -> OFF, 1 -> ON
+        img[cd["y"], cd["x"]] = colours[cd["p"].astype(np.intp)]
+    return img
+
+
+def accumulation_frames(
+    reader: EventFileReader, *, accumulation_us: int, fps: float
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(t_end, rgb_frame)`` for each frame period of the recording."""
+    period = max(round(1e6 / fps), 1)
+    width, height = reader.info.width, reader.info.height
+    recent: deque = deque()  # slices still inside the accumulation window
+    for sl in EventsIterator(reader, mode="delta_t", delta_t=period):
+        recent.append(sl)
+        while recent and recent[0].t_end <= sl.t_end - accumulation_us:
+            recent.popleft()
+        parts = [r.events for r in recent]
+        cd = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        cd = cd[cd["t"] >= sl.t_end - accumulation_us]
+        yield sl.t_end, accumulate(cd, width, height)
+
+
+class FrameSink:
+    """Writes RGB frames to a folder of numbered PNGs or to a video file, chosen by ``out``'s suffix."""
+
+    def __init__(self, out: str | Path, fps: float, width: int, height: int) -> None:
+        self.out = Path(out)
+        self.count = 0
+        self._video = None
+        if self.out.suffix.lower() in VIDEO_EXTENSIONS:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.out.suffix.lower() == ".mp4" else "MJPG"))
+            self._video = cv2.VideoWriter(str(self.out), fourcc, float(fps), (width, height))
+            if not self._video.isOpened():
+                raise OSError(f"{self.out}: OpenCV cannot write this video format; write PNG frames to a folder")
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+
+    def add(self, rgb: np.ndarray) -> None:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if self._video is not None:
+            self._video.write(bgr)
+        elif not cv2.imwrite(str(self.out / f"frame_{self.count:06d}.png"), bgr):
+            raise OSError(f"{self.out}: cannot write PNG frames there")
+        self.count += 1
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.release()
