@@ -16,6 +16,7 @@ import numpy as np
 
 from capture.formats.base import EventFileReader
 from capture.formats.iterator import EventsIterator
+from drivers.events.dtypes import EVENT_CD, concat_events
 
 #: Metavision's "dark" look: (background, ON, OFF) as RGB.
 PALETTE_DARK = ((30, 37, 52), (216, 223, 236), (64, 126, 201))
@@ -43,8 +44,7 @@ def accumulation_frames(
         recent.append(sl)
         while recent and recent[0].t_end <= sl.t_end - accumulation_us:
             recent.popleft()
-        parts = [r.events for r in recent]
-        cd = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        cd = concat_events([r.events for r in recent], EVENT_CD)
         cd = cd[cd["t"] >= sl.t_end - accumulation_us]
         yield sl.t_end, accumulate(cd, width, height)
 

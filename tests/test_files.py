@@ -8,7 +8,7 @@ import pytest
 from capture.formats.base import EventFileError
 from capture.formats.raw import RawEventReader, RawEventWriter
 from capture.formats.registry import create_writer, open_events
-from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER
+from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
 from drivers.events.synthetic import synthetic_events
 from tests.reference import assert_matches_reference, reference_decodes, shared_event_file, sort_events
 
@@ -21,8 +21,8 @@ RAW_FILES = [
 
 def read_all(reader):
     parts = list(reader.read_chunks(50_000))
-    cd = np.concatenate([c for c, _ in parts]) if parts else np.empty(0, EVENT_CD)
-    trig = np.concatenate([t for _, t in parts]) if parts else np.empty(0, EVENT_EXT_TRIGGER)
+    cd = concat_events([c for c, _ in parts], EVENT_CD)
+    trig = concat_events([t for _, t in parts], EVENT_EXT_TRIGGER)
     return cd, trig
 
 

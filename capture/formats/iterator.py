@@ -17,7 +17,7 @@ import numpy as np
 
 from capture.formats.base import EventFileReader
 from capture.formats.registry import open_events
-from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER
+from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
 
 Mode = Literal["delta_t", "n_events", "mixed"]
 
@@ -81,7 +81,7 @@ class _Buffer:
         return int(self._parts[-1]["t"][-1]) if self._parts else None
 
     def _collect(self, out: list[np.ndarray]) -> np.ndarray:
-        res = out[0] if len(out) == 1 else (np.concatenate(out) if out else np.empty(0, self._dtype))
+        res = concat_events(out, self._dtype)
         self.size -= res.shape[0]
         return res
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from capture.formats.base import EventFileError, EventFileInfo, EventFileWriter
 from capture.formats.memory import InMemoryEventReader
-from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER
+from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
 
 
 def read_npz(path: str | Path, *, width: int | None = None, height: int | None = None) -> InMemoryEventReader:
@@ -65,8 +65,8 @@ class NpzEventWriter(EventFileWriter):
         if self._closed:
             return
         self._closed = True
-        cd = np.concatenate(self._cd) if self._cd else np.empty(0, EVENT_CD)
-        trig = np.concatenate(self._triggers) if self._triggers else np.empty(0, EVENT_EXT_TRIGGER)
+        cd = concat_events(self._cd, EVENT_CD)
+        trig = concat_events(self._triggers, EVENT_EXT_TRIGGER)
         try:
             np.savez_compressed(self.path, cd=cd, triggers=trig, width=self._geometry[0], height=self._geometry[1])
         except OSError as exc:

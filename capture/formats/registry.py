@@ -54,8 +54,9 @@ def open_events(
     return CsvEventReader(path, width=width, height=height)
 
 
-#: Header/attribute keys that describe the container itself and are rewritten by every writer.
-CONTAINER_KEYS = frozenset({"date", "evt", "format", "geometry", "version", "endianness", "Date"})
+#: Header/attribute keys that describe the container itself and are rewritten by every writer;
+#: ``plugin_name`` names the HAL plugin that decodes the original bytes, which OpenEB never copies.
+CONTAINER_KEYS = frozenset({"date", "evt", "format", "geometry", "version", "endianness", "Date", "plugin_name"})
 
 
 def create_writer(

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER
+from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
 
 #: Room a kernel must always have left in its CD output before it decodes one more word group
 #: (the largest group, an EVT3 vector triple or an EVT2.1 vector word, yields 32 events).
@@ -130,9 +130,7 @@ class EventDecoder(ABC):
             pos = new_pos
             cd_parts.append(out_cd[:n_cd])
             trig_parts.append(out_trig[:n_trig])
-        cd = cd_parts[0] if len(cd_parts) == 1 else np.concatenate(cd_parts)
-        trig = trig_parts[0] if len(trig_parts) == 1 else np.concatenate(trig_parts)
-        return cd, trig
+        return concat_events(cd_parts, EVENT_CD), concat_events(trig_parts, EVENT_EXT_TRIGGER)
 
 
 class EventEncoder(ABC):

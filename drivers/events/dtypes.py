@@ -47,3 +47,18 @@ def make_triggers(p, t, id) -> np.ndarray:
     out = np.empty(t.shape[0], EVENT_EXT_TRIGGER)
     out["p"], out["t"], out["id"] = p, t, id
     return out
+
+
+def concat_events(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Concatenate event arrays of one padded dtype, keeping that exact dtype.
+
+    NumPy 2's ``np.concatenate`` returns a *packed* copy of padded structured dtypes (itemsize 14
+    for EventCD), which no longer equals the Metavision layout, and asking it for ``dtype=`` is
+    slow; joining the raw bytes is exact and an order of magnitude faster.
+    """
+    if not parts:
+        return np.empty(0, dtype)
+    if len(parts) == 1:
+        return parts[0]
+    raw = [np.ascontiguousarray(p, dtype=dtype).view(np.uint8) for p in parts]
+    return np.concatenate(raw).view(dtype)
