@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from drivers.events.dtypes import EVENT_CD
+from drivers.events.validate import check_cd
 
 #: Most events one block can hold (OpenEB's codec buffer; its HDF5 writer uses 16 384 per chunk).
 MAX_BLOCK_EVENTS = 65535
@@ -47,21 +48,6 @@ _DECODE_ERRORS = {
     _TOO_MANY: "{section} at byte {pos} describe more events than the block's {n}",
     _TRAILING: "{extra} unused byte(s) after the last section (block is {size} bytes, events end at {pos})",
 }
-
-# Encoder kernel status codes (input validation), with the index of the offending event.
-_BAD_X = 1
-_BAD_Y = 2
-_BAD_P = 3
-_NEGATIVE_T = 4
-_UNSORTED_T = 5
-_ENCODE_ERRORS = {
-    _BAD_X: "x={value} at event {index} does not fit ECF's 11 bits (must be < 2048)",
-    _BAD_Y: "y={value} at event {index} does not fit ECF's 11 bits (must be < 2048)",
-    _BAD_P: "polarity {value} at event {index} is not 0 or 1",
-    _NEGATIVE_T: "t={value} at event {index} is negative (ECF stores unsigned times)",
-    _UNSORTED_T: "t={value} at event {index} is earlier than the event before (ECF needs time order)",
-}
-
 
 # -- little-endian access at any byte offset (ECF sections are not aligned) --------------------------
 @njit(cache=True, inline="always")
@@ -295,30 +281,6 @@ def decode_ecf_block(block: bytes | np.ndarray, out: np.ndarray | None = None) -
 
 # -- encoding ----------------------------------------------------------------------------------------
 @njit(cache=True)
-def _check_events(w16, w64, n):
-    """First invalid event as ``(status, index, value)``, or ``(0, -1, 0)``: a ValueError is clearer
-    than the silently wrapped coordinates or clamped times the bit packing would otherwise give."""
-    prev = np.int64(0)
-    for i in range(n):
-        x = np.int64(w16[8 * i])
-        if x >= COORD_LIMIT:
-            return _BAD_X, i, x
-        y = np.int64(w16[8 * i + 1])
-        if y >= COORD_LIMIT:
-            return _BAD_Y, i, y
-        p = np.int64(w16[8 * i + 2])
-        if p > 1:
-            return _BAD_P, i, p
-        t = w64[2 * i + 1]
-        if t < 0:
-            return _NEGATIVE_T, i, t
-        if t < prev:
-            return _UNSORTED_T, i, t
-        prev = t
-    return _OK, -1, np.int64(0)
-
-
-@njit(cache=True)
 def _choose_mode(xs, ys, n):
     """OpenEB's size heuristic on the first quarter of the block (all of it below 16 events).
 
@@ -470,10 +432,7 @@ def check_ecf_events(cd: np.ndarray) -> None:
     """Raise ValueError unless the EVENT_CD array ``cd`` can be ECF-encoded: x and y below 2048,
     p in {0, 1}, times non-negative and non-decreasing. Cheap (one pass), so writers check a whole
     batch before storing any of it."""
-    cd = as_event_cd(cd)
-    status, index, value = _check_events(cd.view(np.uint16), cd.view(np.int64), cd.shape[0])
-    if status != _OK:
-        raise ValueError("cannot ECF-encode: " + _ENCODE_ERRORS[status].format(index=index, value=value))
+    check_cd(as_event_cd(cd), width=COORD_LIMIT, height=COORD_LIMIT, who="cannot ECF-encode (11-bit coordinates)")
 
 
 def encode_ecf_block(cd: np.ndarray, stale: np.ndarray | None = None, *, validate: bool = True) -> bytes:

@@ -21,13 +21,14 @@ import numpy as np
 
 from capture.formats.base import EventFileError, EventFileInfo, EventFileReader, EventFileWriter
 from capture.formats.ecf import (
+    COORD_LIMIT,
     as_event_cd,
-    check_ecf_events,
     decode_ecf_block,
     ecf_block_length,
     encode_ecf_block,
 )
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, HDF5_INDEX, concat_events
+from drivers.events.validate import check_cd, check_triggers
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ DEFAULT_GENERATION = "4.2"
 
 _ASCII = h5py.string_dtype("ascii")
 _TRIGGER_BATCH = 16384  # trigger rows read at a time
+#: EventExtTrigger ids are int16.
+TRIGGER_ID_LIMIT = 32767
 _INDEX_ROWS_PER_WRITE = 1 << 16  # bounds memory when a long time gap adds many index rows at once
 
 
@@ -168,7 +171,12 @@ class Hdf5EventWriter(EventFileWriter):
         ``generation`` there replaces the default, ``version`` and ``geometry`` are always the writer's.
         """
         self.path = Path(path)
-        width, height = int(width), int(height)
+        self.width, self.height = width, height = int(width), int(height)
+        if not (0 < width <= COORD_LIMIT and 0 < height <= COORD_LIMIT):
+            raise EventFileError(
+                self.path,
+                f"ECF stores 11-bit coordinates: sensors up to {COORD_LIMIT}x{COORD_LIMIT}, not {width}x{height}",
+            )
         attributes = {"version": "1.0", "geometry": f"{width}x{height}",
                       "format": f"EVT3;height={height};width={width}", "generation": DEFAULT_GENERATION}
         for key, value in (metadata or {}).items():
@@ -212,12 +220,9 @@ class Hdf5EventWriter(EventFileWriter):
             cd = as_event_cd(cd) if cd is not None and len(cd) else None
             triggers = _as_triggers(triggers) if triggers is not None and len(triggers) else None
             if cd is not None:
-                self._check_order("CD events", cd["t"], self._last_cd_t)
-                check_ecf_events(cd)
+                check_cd(cd, width=self.width, height=self.height, after_t=self._last_cd_t, who="HDF5 writer")
             if triggers is not None:
-                self._check_order("trigger events", triggers["t"], self._last_trig_t)
-                if np.any(np.diff(triggers["t"]) < 0):
-                    raise ValueError("trigger events are not sorted by time")
+                check_triggers(triggers, max_id=TRIGGER_ID_LIMIT, after_t=self._last_trig_t, who="HDF5 writer")
         except ValueError as exc:
             raise EventFileError(self.path, str(exc)) from exc
         try:
@@ -256,16 +261,6 @@ class Hdf5EventWriter(EventFileWriter):
             self._file.close()
 
     # -- internals -----------------------------------------------------------------------------------
-    @staticmethod
-    def _check_order(label: str, t: np.ndarray, last: int) -> None:
-        if int(t[0]) < 0:
-            raise ValueError(f"{label} have negative timestamps (t={int(t[0])} µs)")
-        if int(t[0]) < last:
-            raise ValueError(
-                f"{label} start at t={int(t[0])} µs, before the {last} µs already written; "
-                "HDF5 event files must be written in time order"
-            )
-
     def _append_cd(self, cd: np.ndarray) -> None:
         cd_words = cd.view(np.uint64)
         done = 0

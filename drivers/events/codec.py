@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
+from drivers.events.validate import check_cd, check_triggers
 
 #: Room a kernel must always have left in its CD output before it decodes one more word group
 #: (the largest group, an EVT3 vector triple or an EVT2.1 vector word, yields 32 events).
@@ -165,36 +166,11 @@ class EventEncoder(ABC):
         return words.tobytes()
 
     def _validate(self, cd: np.ndarray, triggers: np.ndarray) -> None:
-        name = self.format_name
+        name = f"{self.format_name} encoder"
         if cd.dtype != EVENT_CD:
-            raise TypeError(f"{name} encoder: CD events must have dtype EVENT_CD, got {cd.dtype}")
+            raise TypeError(f"{name}: CD events must have dtype EVENT_CD, got {cd.dtype}")
         if triggers.dtype != EVENT_EXT_TRIGGER:
-            raise TypeError(f"{name} encoder: triggers must have dtype EVENT_EXT_TRIGGER, got {triggers.dtype}")
-        for label, arr in (("CD events", cd), ("trigger events", triggers)):
-            if arr.shape[0] == 0:
-                continue
-            t = arr["t"]
-            if t[0] < 0:
-                raise ValueError(f"{name} encoder: {label} have negative timestamps")
-            if t[0] < self._last_t:
-                raise ValueError(
-                    f"{name} encoder: {label} start at t={int(t[0])} µs, before the {self._last_t} µs "
-                    "already written; RAW streams must be written in time order"
-                )
-            if arr.shape[0] > 1 and np.any(np.diff(t) < 0):
-                raise ValueError(f"{name} encoder: {label} are not sorted by time")
-            p = arr["p"]
-            if np.any((p != 0) & (p != 1)):
-                raise ValueError(f"{name} encoder: {label} polarity must be 0 or 1")
-        if cd.shape[0]:
-            if int(cd["x"].max()) >= self.width or int(cd["y"].max()) >= self.height:
-                raise ValueError(
-                    f"{name} encoder: CD event outside the {self.width}x{self.height} sensor "
-                    f"(max x={int(cd['x'].max())}, max y={int(cd['y'].max())})"
-                )
-        if triggers.shape[0]:
-            ids = triggers["id"]
-            if ids.min() < 0 or ids.max() > self.max_trigger_id:
-                raise ValueError(
-                    f"{name} encoder: trigger channel id must be 0..{self.max_trigger_id}, got {int(ids.max())}"
-                )
+            raise TypeError(f"{name}: triggers must have dtype EVENT_EXT_TRIGGER, got {triggers.dtype}")
+        after = max(self._last_t, 0)
+        check_cd(cd, width=self.width, height=self.height, after_t=after, who=name)
+        check_triggers(triggers, max_id=self.max_trigger_id, after_t=after, who=name)
