@@ -146,6 +146,7 @@ class RawEventReader(EventFileReader):
                     trig = trig.copy()
                     trig["t"] -= shift
             yield from split_by_count(cd, trig, max_events)
+            del cd, trig  # free this block's events before the next block is decoded
 
     def seek_time(self, t_us: int) -> None:
         target = int(t_us) + self.time_shift_us
@@ -182,6 +183,7 @@ class RawEventReader(EventFileReader):
             cd, trig = self._decoder.decode(block)
             if cd.shape[0] or trig.shape[0]:
                 yield cd, trig
+            del cd, trig
         self._report_end(dropped_before)
 
     def _report_end(self, dropped_before: int) -> None:
