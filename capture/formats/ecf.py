@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from drivers.events.dtypes import EVENT_CD
+from drivers.events.dtypes import EVENT_CD, as_events
 from drivers.events.validate import check_cd
 
 #: Most events one block can hold (OpenEB's codec buffer; its HDF5 writer uses 16 384 per chunk).
@@ -432,7 +432,8 @@ def check_ecf_events(cd: np.ndarray) -> None:
     """Raise ValueError unless the EVENT_CD array ``cd`` can be ECF-encoded: x and y below 2048,
     p in {0, 1}, times non-negative and non-decreasing. Cheap (one pass), so writers check a whole
     batch before storing any of it."""
-    check_cd(as_event_cd(cd), width=COORD_LIMIT, height=COORD_LIMIT, who="cannot ECF-encode (11-bit coordinates)")
+    cd = as_events(cd, EVENT_CD)
+    check_cd(cd, width=COORD_LIMIT, height=COORD_LIMIT, who="cannot ECF-encode (11-bit coordinates)")
 
 
 def encode_ecf_block(cd: np.ndarray, stale: np.ndarray | None = None, *, validate: bool = True) -> bytes:
@@ -447,7 +448,7 @@ def encode_ecf_block(cd: np.ndarray, stale: np.ndarray | None = None, *, validat
     ``validate=False`` skips :func:`check_ecf_events`, for writers that already checked the events
     (invalid events then give a wrong block, never a crash).
     """
-    cd = as_event_cd(cd)
+    cd = as_events(cd, EVENT_CD)
     n = cd.shape[0]
     if not 1 <= n <= MAX_BLOCK_EVENTS:
         raise ValueError(f"an ECF block holds 1..{MAX_BLOCK_EVENTS} events, got {n}")
@@ -460,7 +461,7 @@ def encode_ecf_block(cd: np.ndarray, stale: np.ndarray | None = None, *, validat
     ps = np.zeros(n + 5, np.int64)
     xs[:n], ys[:n], ps[:n] = w16[0::8], w16[1::8], w16[2::8]
     if stale is not None:
-        tail = as_event_cd(stale)[:5]
+        tail = as_events(stale, EVENT_CD)[:5]
         k = tail.shape[0]
         xs[n : n + k] = tail["x"] & 0x7FF
         ys[n : n + k] = tail["y"] & 0x7FF
@@ -469,23 +470,6 @@ def encode_ecf_block(cd: np.ndarray, stale: np.ndarray | None = None, *, validat
     out = np.empty(_HEADER_BYTES + 28 * n + 16, np.uint8)
     size = _encode_kernel(xs, ys, ps, w64[1::2], n, out)
     return out[:size].tobytes()
-
-
-def as_event_cd(cd: np.ndarray) -> np.ndarray:
-    """``cd`` as a contiguous EVENT_CD array, copying only when its layout differs.
-
-    NumPy 2 drops the padding of structured dtypes when concatenating, so arrays with the right
-    fields but a packed layout are common; they are converted field by field.
-    """
-    cd = np.asarray(cd)
-    if cd.dtype == EVENT_CD:
-        return np.ascontiguousarray(cd)
-    if cd.dtype.names is None or not set(EVENT_CD.names) <= set(cd.dtype.names):
-        raise ValueError(f"expected CD events with fields x, y, p, t; got dtype {cd.dtype}")
-    out = np.empty(cd.shape[0], EVENT_CD)
-    for name in EVENT_CD.names:
-        out[name] = cd[name]
-    return out
 
 
 def _as_bytes_array(block: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:

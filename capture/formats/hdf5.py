@@ -22,12 +22,11 @@ import numpy as np
 from capture.formats.base import EventFileError, EventFileInfo, EventFileReader, EventFileWriter
 from capture.formats.ecf import (
     COORD_LIMIT,
-    as_event_cd,
     decode_ecf_block,
     ecf_block_length,
     encode_ecf_block,
 )
-from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, HDF5_INDEX, concat_events
+from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, HDF5_INDEX, as_events, concat_events
 from drivers.events.validate import check_cd, check_triggers
 
 log = logging.getLogger(__name__)
@@ -132,22 +131,6 @@ def _create_ecf_dataset(group: h5py.Group) -> h5py.Dataset:
     return h5py.Dataset(h5py.h5d.create(group.id, b"events", dtype, space, dcpl=dcpl))
 
 
-def _as_triggers(triggers: np.ndarray) -> np.ndarray:
-    """A fresh EVENT_EXT_TRIGGER copy of ``triggers`` with zeroed padding.
-
-    Triggers are stored raw, padding bytes included, so copying field by field keeps files
-    deterministic (not leaking whatever memory the caller's padding held), and accepts the packed
-    layout NumPy 2 gives concatenated structured arrays.
-    """
-    triggers = np.asarray(triggers)
-    if triggers.dtype.names is None or not set(EVENT_EXT_TRIGGER.names) <= set(triggers.dtype.names):
-        raise ValueError(f"expected trigger events with fields p, t, id; got dtype {triggers.dtype}")
-    out = np.zeros(triggers.shape[0], EVENT_EXT_TRIGGER)
-    for name in EVENT_EXT_TRIGGER.names:
-        out[name] = triggers[name]
-    return out
-
-
 class Hdf5EventWriter(EventFileWriter):
     """Writes a Prophesee HDF5 file that Metavision Studio and the OpenEB tools open.
 
@@ -217,8 +200,11 @@ class Hdf5EventWriter(EventFileWriter):
         if not self._file:
             raise EventFileError(self.path, "write after close")
         try:
-            cd = as_event_cd(cd) if cd is not None and len(cd) else None
-            triggers = _as_triggers(triggers) if triggers is not None and len(triggers) else None
+            cd = as_events(cd, EVENT_CD) if cd is not None and len(cd) else None
+            if triggers is not None and len(triggers):
+                triggers = as_events(triggers, EVENT_EXT_TRIGGER, zero_padding=True)
+            else:
+                triggers = None
             if cd is not None:
                 check_cd(cd, width=self.width, height=self.height, after_t=self._last_cd_t, who="HDF5 writer")
             if triggers is not None:
@@ -549,7 +535,7 @@ class Hdf5EventReader(EventFileReader):
             assert self._trig is not None
             stop = min(self._trig_pos + _TRIGGER_BATCH, self._n_trig)
             try:
-                self._trig_buf = _as_triggers(self._trig[self._trig_pos : stop])
+                self._trig_buf = as_events(self._trig[self._trig_pos : stop], EVENT_EXT_TRIGGER)
             except (OSError, ValueError) as exc:
                 raise EventFileError(
                     self.path, f"/EXT_TRIGGER/events rows {self._trig_pos}..{stop - 1}: cannot read: {exc}"

@@ -86,6 +86,49 @@ class _Buffer:
         return res
 
 
+class _Pending:
+    """Decoded but not yet sliced events: a CD and a trigger FIFO fed from one chunk iterator."""
+
+    def __init__(self, chunks: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.cd = _Buffer(EVENT_CD)
+        self.trig = _Buffer(EVENT_EXT_TRIGGER)
+        self._chunks = chunks
+        self.exhausted = False
+
+    @property
+    def empty(self) -> bool:
+        return self.cd.size == 0 and self.trig.size == 0
+
+    def first_t(self) -> int | None:
+        firsts = [t for t in (self.cd.first_t(), self.trig.first_t()) if t is not None]
+        return min(firsts) if firsts else None
+
+    def _pull(self) -> bool:
+        try:
+            cd, trig = next(self._chunks)
+        except StopIteration:
+            self.exhausted = True
+            return False
+        self.cd.push(cd)
+        self.trig.push(trig)
+        return True
+
+    def fill_any(self) -> None:
+        """Read until some event is buffered (or the data ends)."""
+        while not self.exhausted and self.empty and self._pull():
+            pass
+
+    def fill_to_time(self, t: int) -> None:
+        """Read until a CD event at or after ``t`` is buffered, so everything before ``t`` is known."""
+        while not self.exhausted and (self.cd.last_t() or -1) < t and self._pull():
+            pass
+
+    def fill_to_count(self, n: int) -> None:
+        """Read until more than ``n`` CD events are buffered."""
+        while not self.exhausted and self.cd.size <= n and self._pull():
+            pass
+
+
 class EventsIterator:
     """Iterate over an event file (or an open reader) in slices.
 
@@ -158,32 +201,19 @@ class EventsIterator:
                 return
 
     def _window_slices(self) -> Iterator[EventSlice]:
-        cd_buf, trig_buf = _Buffer(EVENT_CD), _Buffer(EVENT_EXT_TRIGGER)
-        chunks = self._chunks()
-        w_start: int | None = self.start_ts
-        limit = None if self.max_duration is None or w_start is None else w_start + int(self.max_duration)
-        exhausted = False
+        pending = _Pending(self._chunks())
+        pending.fill_any()
+        origin = self.start_ts if self.start_ts is not None else pending.first_t()
+        if origin is None:  # no events at all
+            return
+        w_start = origin if self.start_ts is not None else origin - origin % self.delta_t
+        limit = None if self.max_duration is None else origin + int(self.max_duration)
         while True:
-            # Read until the current window is known to be complete (or the data ends).
-            while not exhausted and (w_start is None or (cd_buf.last_t() or -1) < w_start + self.delta_t):
-                try:
-                    cd, trig = next(chunks)
-                except StopIteration:
-                    exhausted = True
-                    break
-                cd_buf.push(cd)
-                trig_buf.push(trig)
-                if w_start is None:
-                    firsts = [t for t in (cd_buf.first_t(), trig_buf.first_t()) if t is not None]
-                    if firsts:
-                        origin = min(firsts)
-                        w_start = origin - origin % self.delta_t
-                        if self.max_duration is not None:
-                            limit = origin + int(self.max_duration)
-            if w_start is None or (exhausted and cd_buf.size == 0 and trig_buf.size == 0):
+            pending.fill_to_time(w_start + self.delta_t)
+            if pending.exhausted and pending.empty:
                 return
             w_end = w_start + self.delta_t if limit is None else min(w_start + self.delta_t, limit)
-            cd, trig = cd_buf.pop_before(w_end), trig_buf.pop_before(w_end)
+            cd, trig = pending.cd.pop_before(w_end), pending.trig.pop_before(w_end)
             if self.mode == "mixed":
                 yield from self._count_cut(cd, trig, w_start, w_end)
             else:
@@ -204,19 +234,11 @@ class EventsIterator:
             yield EventSlice(pc, pt, bounds[i], bounds[i + 1])
 
     def _n_event_slices(self) -> Iterator[EventSlice]:
-        cd_buf, trig_buf = _Buffer(EVENT_CD), _Buffer(EVENT_EXT_TRIGGER)
-        chunks = self._chunks()
-        exhausted = False
+        pending = _Pending(self._chunks())
+        cd_buf, trig_buf = pending.cd, pending.trig
         while True:
-            while not exhausted and cd_buf.size <= self.n_events:
-                try:
-                    cd, trig = next(chunks)
-                except StopIteration:
-                    exhausted = True
-                    break
-                cd_buf.push(cd)
-                trig_buf.push(trig)
-            if cd_buf.size == 0 and trig_buf.size == 0:
+            pending.fill_to_count(self.n_events)
+            if pending.empty:
                 return
             cd = cd_buf.pop_count(self.n_events)
             nxt = cd_buf.first_t()

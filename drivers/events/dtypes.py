@@ -49,6 +49,24 @@ def make_triggers(p, t, id) -> np.ndarray:
     return out
 
 
+def as_events(arr: np.ndarray, dtype: np.dtype, *, zero_padding: bool = False) -> np.ndarray:
+    """``arr`` as a contiguous array of the event ``dtype``, copying only when needed.
+
+    Arrays with the right fields in another layout (NumPy 2's packed copies, arrays users build)
+    are converted field by field. ``zero_padding`` always copies into zeroed memory, for writers
+    that store padding bytes raw and must not leak whatever the caller's padding held.
+    """
+    arr = np.asarray(arr)
+    if arr.dtype == dtype and not zero_padding:
+        return np.ascontiguousarray(arr)
+    if arr.dtype.names is None or not set(dtype.names) <= set(arr.dtype.names):
+        raise ValueError(f"expected events with fields {', '.join(dtype.names)}; got dtype {arr.dtype}")
+    out = np.zeros(arr.shape[0], dtype)
+    for name in dtype.names:
+        out[name] = arr[name]
+    return out
+
+
 def concat_events(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     """Concatenate event arrays of one padded dtype, keeping that exact dtype.
 
