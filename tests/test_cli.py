@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import cv2
+import h5py
 import numpy as np
 from typer.testing import CliRunner
 
@@ -11,8 +12,8 @@ from app.cli import app
 from capture.formats.raw import RawEventWriter
 from capture.formats.registry import open_events
 from capture.render import PALETTE_DARK
-from drivers.events.dtypes import make_cd, make_triggers
-from tests.reference import reference_decodes, shared_event_file
+from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events, make_cd, make_triggers
+from tests.reference import assert_matches_reference, reference_decodes, shared_event_file
 
 runner = CliRunner()
 
@@ -117,3 +118,17 @@ def test_config_check_reports_bad_key(tmp_path):
 def test_installed_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "app.cli", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "focalrig" in result.stdout
+
+
+def test_convert_real_legacy_raw_to_hdf5_keeps_provenance(tmp_path):
+    name = "expelliarmus_evt3_sample.raw"
+    out = tmp_path / "gen41.hdf5"
+    assert run("events", "convert", shared_event_file(name), out).exit_code == 0
+    with h5py.File(out) as f:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    assert attrs["generation"] == "4.1"  # inferred from system_ID 48, not the config default
+    assert attrs["serial_number"] == "00000307" and attrs["geometry"] == "1280x720"
+    with open_events(out) as r:
+        parts = list(r.read_chunks())
+    assert_matches_reference(concat_events([c for c, _ in parts], EVENT_CD),
+                             concat_events([t for _, t in parts], EVENT_EXT_TRIGGER), reference_decodes()[name])

@@ -30,8 +30,11 @@ def test_legacy_header_uses_system_id_table_and_reports_it():
     h = parse_raw_header(hdr("evt 3.0", "system_ID 48", end=False))
     assert (h.format, h.width, h.height) == ("EVT3", 1280, 720)
     assert any("system_ID 48" in note for note in h.inferred)
+    assert h.generation == "4.1" and any("generation 4.1" in note for note in h.inferred)
     h = parse_raw_header(hdr("evt 3.0", "system_ID 21", end=False))  # EVT3 data, Gen3 geometry
     assert (h.format, h.width, h.height) == ("EVT3", 640, 480)
+    assert parse_raw_header(hdr("format EVT3;height=720;width=1280", "sensor_generation 4.2")).generation == "4.2"
+    assert parse_raw_header(hdr("format EVT3;height=720;width=1280")).generation is None
 
 
 def test_system_id_alone_gives_default_format():

@@ -109,7 +109,10 @@ class RawEventReader(EventFileReader):
             self._file.close()
             raise EventFileError(path, str(exc)) from exc
         h = self.header
-        self.info = EventFileInfo(self.path, h.format, h.width, h.height, h.fields, list(h.inferred))
+        metadata = h.fields
+        if h.generation is not None:
+            metadata.setdefault("generation", h.generation)
+        self.info = EventFileInfo(self.path, h.format, h.width, h.height, metadata, list(h.inferred))
         for note in h.inferred:
             log.info("%s: %s", self.path.name, note)
         self.file_size = os.fstat(self._file.fileno()).st_size

@@ -26,6 +26,11 @@ SYSTEM_ID_TABLE: dict[int, tuple[str, int, int]] = {
     **dict.fromkeys((30, 48, 49, 50), ("EVT3", 1280, 720)),
 }
 
+#: Prophesee system_ID -> sensor generation (CCAM3 Gen3/3.1, CCAM3/CCAM5 Gen4, EVK2/EVK3 Gen4.1, IMX636).
+SYSTEM_ID_GENERATION: dict[int, str] = {
+    21: "3.0", 28: "3.1", 35: "3.1", 40: "3.1", 26: "4.0", 30: "4.0", 39: "4.1", 48: "4.1", 49: "4.2", 50: "4.2",
+}
+
 
 class RawHeaderError(ValueError):
     """The header does not say (and nothing lets focalrig infer) how to decode the data."""
@@ -45,6 +50,8 @@ class RawHeader:
     #: ``"little"`` or ``"legacy"`` for EVT 2.1, else None.
     endianness: str | None = None
     inferred: list[str] = field(default_factory=list)
+    #: Sensor generation (``4.2`` for IMX636), from the header or inferred from system_ID; None if unknown.
+    generation: str | None = None
 
     @property
     def fields(self) -> dict[str, str]:
@@ -181,7 +188,15 @@ def parse_raw_header(
     if endianness is not None and endianness not in ("little", "legacy"):
         raise RawHeaderError(f"unknown EVT 2.1 endianness '{endianness}' (expected little or legacy)")
 
-    return RawHeader(pairs, offset, fmt_name, fmt_w, fmt_h, endianness if fmt_name == "EVT21" else None, inferred)
+    generation = fields.get("sensor_generation") or fields.get("generation")
+    if generation is None and system is not None:
+        generation = SYSTEM_ID_GENERATION.get(int(fields["system_ID"], 0))
+        if generation is not None:
+            inferred.append(f"sensor generation {generation} from system_ID {fields['system_ID']}")
+
+    return RawHeader(
+        pairs, offset, fmt_name, fmt_w, fmt_h, endianness if fmt_name == "EVT21" else None, inferred, generation
+    )
 
 
 def format_value(fmt: str, width: int, height: int, endianness: str | None = None) -> str:
