@@ -8,8 +8,9 @@ import pytest
 from capture.formats.base import EventFileError
 from capture.formats.raw import RawEventReader, RawEventWriter
 from capture.formats.registry import create_writer, open_events
-from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
+from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events, make_cd, make_triggers
 from drivers.events.synthetic import synthetic_events
+from drivers.events.validate import check_cd, check_triggers
 from tests.reference import assert_matches_reference, reference_decodes, shared_event_file, sort_events
 
 RAW_FILES = [
@@ -189,3 +190,15 @@ def test_writer_refuses_out_of_order_and_keeps_what_was_written(tmp_path, stream
     with RawEventReader(path) as reader:
         got, _ = read_all(reader)
     assert np.array_equal(sort_events(got), sort_events(cd[1000:2000]))
+
+
+def test_validation_messages_name_the_event():
+    with pytest.raises(ValueError, match=r"^w: CD events are not sorted by time: event 2 at t=5 µs"):
+        check_cd(make_cd([0, 0, 0], [0, 0, 0], [0, 0, 0], [5, 9, 5]), width=4, height=4, who="w")
+    with pytest.raises(ValueError, match=r"^w: CD events start at t=5 µs, before the 9 µs already written"):
+        check_cd(make_cd([0], [0], [0], [5]), width=4, height=4, after_t=9, who="w")
+    with pytest.raises(ValueError, match=r"CD event 1 at x=4, y=0 is outside the 4x4 sensor"):
+        check_cd(make_cd([0, 4], [0, 0], [0, 0], [5, 9]), width=4, height=4, who="w")
+    with pytest.raises(ValueError, match=r"trigger event 0 has edge 2"):
+        check_triggers(make_triggers([2], [5], [0]), max_id=15, who="w")
+    check_cd(make_cd([3], [3], [1], [0]), width=4, height=4, who="w")  # valid: no error

@@ -72,6 +72,65 @@ def _put_u32(out, pos, v):
     _put_u16(out, pos + 2, (v >> 16) & 0xFFFF)
 
 
+# -- ECF's "four values in three words" packing (y/x/p in u32 words, x/p in u16 words) ----------------
+# With s = 8 (23-bit y|x|p values in u32 words) or s = 4 (12-bit x|p values in u16 words), four
+# 3s-bit values v0..v3 become the 4s-bit words w0 = v0 << s | v1[s], w1 = v1 >> s << 2s | v2[2s],
+# w2 = v2 >> 2s << 3s | v3[3s], where v[k] keeps the low k bits.
+@njit(cache=True, inline="always")
+def _read_word(buf, pos, s):
+    return _u32(buf, pos) if s == 8 else _u16(buf, pos)
+
+
+@njit(cache=True, inline="always")
+def _write_word(out, pos, s, v):
+    if s == 8:
+        _put_u32(out, pos, v)
+    else:
+        _put_u16(out, pos, v)
+
+
+@njit(cache=True, inline="always")
+def _unpack_quad(w0, w1, w2, j, s):
+    """Value ``j`` (0..3) of a packed group."""
+    if j == 0:
+        return w0 >> s
+    if j == 1:
+        return (w0 & ((1 << s) - 1)) | ((w1 >> (2 * s)) << s)
+    if j == 2:
+        return (w1 & ((1 << (2 * s)) - 1)) | ((w2 >> (3 * s)) << (2 * s))
+    return w2 & ((1 << (3 * s)) - 1)
+
+
+@njit(cache=True, inline="always")
+def _write_quad(out, pos, s, v0, v1, v2, v3):
+    """Pack four values and write the three words at ``pos``; returns the position after them."""
+    word_mask = (1 << (4 * s)) - 1
+    step = s // 2  # bytes per word
+    _write_word(out, pos, s, ((v0 << s) | (v1 & ((1 << s) - 1))) & word_mask)
+    _write_word(out, pos + step, s, (((v1 >> s) << (2 * s)) | (v2 & ((1 << (2 * s)) - 1))) & word_mask)
+    _write_word(out, pos + 2 * step, s, (((v2 >> (2 * s)) << (3 * s)) | (v3 & ((1 << (3 * s)) - 1))) & word_mask)
+    return pos + 3 * step
+
+
+@njit(cache=True)
+def _unpack_groups(buf, pos, n, s, w16):
+    """Unpack ``ceil(n / 4)`` groups at ``pos`` into the x/p (and, for s = 8, y) fields of ``w16``."""
+    step = s // 2
+    for g in range((n + 3) // 4):
+        b = pos + 3 * step * g
+        a0 = _read_word(buf, b, s)
+        a1 = _read_word(buf, b + step, s)
+        a2 = _read_word(buf, b + 2 * step, s)
+        for j in range(min(4, n - 4 * g)):
+            val = _unpack_quad(a0, a1, a2, j, s)
+            e = 8 * (4 * g + j)
+            w16[e] = (val >> 1) & 0x7FF
+            w16[e + 2] = val & 1
+            if s == 8:
+                w16[e + 1] = (val >> 12) & 0x7FF
+    return pos + 3 * step * ((n + 3) // 4)
+
+
 # -- decoding ----------------------------------------------------------------------------------------
 @njit(cache=True)
 def _decode_kernel(buf, n, pack_yxp, pack_xp, w16, w64):
@@ -129,28 +188,9 @@ def _decode_kernel(buf, n, pack_yxp, pack_xp, w16, w64):
         i += c
 
     if pack_yxp:
-        groups = (n + 3) // 4
-        if size - pos < 12 * groups:
+        if size - pos < 12 * ((n + 3) // 4):
             return _TRUNCATED, 1, size
-        for g in range(groups):
-            b = pos + 12 * g
-            a0 = _u32(buf, b)
-            a1 = _u32(buf, b + 4)
-            a2 = _u32(buf, b + 8)
-            for j in range(min(4, n - 4 * g)):
-                if j == 0:
-                    val = a0 >> 8
-                elif j == 1:
-                    val = (a0 & 0xFF) | ((a1 >> 16) << 8)
-                elif j == 2:
-                    val = (a1 & 0xFFFF) | ((a2 >> 24) << 16)
-                else:
-                    val = a2 & 0xFFFFFF
-                e = 8 * (4 * g + j)
-                w16[e] = (val >> 1) & 0x7FF
-                w16[e + 1] = (val >> 12) & 0x7FF
-                w16[e + 2] = val & 1
-        return _OK, 0, pos + 12 * groups
+        return _OK, 0, _unpack_groups(buf, pos, n, 8, w16)
 
     # y runs: u16 (y << 5 | c), c == 31 means the count follows as a u16.
     i = 0
@@ -173,27 +213,9 @@ def _decode_kernel(buf, n, pack_yxp, pack_xp, w16, w64):
         i += c
 
     if pack_xp:
-        groups = (n + 3) // 4
-        if size - pos < 6 * groups:
+        if size - pos < 6 * ((n + 3) // 4):
             return _TRUNCATED, 3, size
-        for g in range(groups):
-            b = pos + 6 * g
-            a0 = _u16(buf, b)
-            a1 = _u16(buf, b + 2)
-            a2 = _u16(buf, b + 4)
-            for j in range(min(4, n - 4 * g)):
-                if j == 0:
-                    val = a0 >> 4
-                elif j == 1:
-                    val = (a0 & 0xF) | ((a1 >> 8) << 4)
-                elif j == 2:
-                    val = (a1 & 0xFF) | ((a2 >> 12) << 8)
-                else:
-                    val = a2 & 0xFFF
-                e = 8 * (4 * g + j)
-                w16[e] = val >> 1
-                w16[e + 2] = val & 1
-        return _OK, 0, pos + 6 * groups
+        return _OK, 0, _unpack_groups(buf, pos, n, 4, w16)
 
     # Masked x: u16 (x << 5 | m); bit 4 - j of m adds an event at x + j + 1. OpenEB's encoder may
     # set bits past the block's end (it compares with stale buffer entries); those are ignored.
@@ -360,16 +382,11 @@ def _encode_kernel(xs, ys, ps, ts, n, out):
         i += c
 
     if mode == FLAG_PACK_YXP:
-        for g in range((n + 3) // 4):
-            b = 4 * g
-            v0 = (ys[b] << 12) | (xs[b] << 1) | ps[b]
-            v1 = (ys[b + 1] << 12) | (xs[b + 1] << 1) | ps[b + 1]
-            v2 = (ys[b + 2] << 12) | (xs[b + 2] << 1) | ps[b + 2]
-            v3 = (ys[b + 3] << 12) | (xs[b + 3] << 1) | ps[b + 3]
-            _put_u32(out, pos, ((v0 << 8) | (v1 & 0xFF)) & 0xFFFFFFFF)
-            _put_u32(out, pos + 4, (((v1 >> 8) << 16) | (v2 & 0xFFFF)) & 0xFFFFFFFF)
-            _put_u32(out, pos + 8, (((v2 >> 16) << 24) | (v3 & 0xFFFFFF)) & 0xFFFFFFFF)
-            pos += 12
+        for b in range(0, n, 4):
+            pos = _write_quad(out, pos, 8, (ys[b] << 12) | (xs[b] << 1) | ps[b],
+                              (ys[b + 1] << 12) | (xs[b + 1] << 1) | ps[b + 1],
+                              (ys[b + 2] << 12) | (xs[b + 2] << 1) | ps[b + 2],
+                              (ys[b + 3] << 12) | (xs[b + 3] << 1) | ps[b + 3])
         return pos
 
     i = 0
@@ -388,16 +405,9 @@ def _encode_kernel(xs, ys, ps, ts, n, out):
         i += c
 
     if mode == FLAG_PACK_XP:
-        for g in range((n + 3) // 4):
-            b = 4 * g
-            v0 = (xs[b] << 1) | ps[b]
-            v1 = (xs[b + 1] << 1) | ps[b + 1]
-            v2 = (xs[b + 2] << 1) | ps[b + 2]
-            v3 = (xs[b + 3] << 1) | ps[b + 3]
-            _put_u16(out, pos, ((v0 << 4) | (v1 & 0xF)) & 0xFFFF)
-            _put_u16(out, pos + 2, (((v1 >> 4) << 8) | (v2 & 0xFF)) & 0xFFFF)
-            _put_u16(out, pos + 4, (((v2 >> 8) << 12) | (v3 & 0xFFF)) & 0xFFFF)
-            pos += 6
+        for b in range(0, n, 4):
+            pos = _write_quad(out, pos, 4, (xs[b] << 1) | ps[b], (xs[b + 1] << 1) | ps[b + 1],
+                              (xs[b + 2] << 1) | ps[b + 2], (xs[b + 3] << 1) | ps[b + 3])
         return pos
 
     i = 0

@@ -41,10 +41,10 @@ def _order_message(code: int, label: str, i: int, t: int, after_t: int) -> str |
     if code == _NEGATIVE:
         return f"{label} {i} has a negative time t={t} µs"
     if code == _BEFORE_WRITTEN:
-        return (f"{label} start at t={t} µs, before the {after_t} µs already written; "
+        return (f"{label}s start at t={t} µs, before the {after_t} µs already written; "
                 "events must be written in time order")
     if code == _UNSORTED:
-        return f"{label} are not sorted by time: event {i} at t={t} µs is earlier than the event before"
+        return f"{label}s are not sorted by time: event {i} at t={t} µs is earlier than the event before"
     return None
 
 
@@ -57,7 +57,7 @@ def check_cd(cd: np.ndarray, *, width: int, height: int, after_t: int = 0, who: 
     code, i = _first_violation(t, p, x, width, y, height, after_t)
     if code == _OK:
         return
-    msg = _order_message(code, "CD event" + ("s" if code == _BEFORE_WRITTEN else ""), i, int(t[i]), after_t)
+    msg = _order_message(code, "CD event", i, int(t[i]), after_t)
     if code == _POLARITY:
         msg = f"CD event {i} has polarity {int(p[i])} (must be 0 or 1)"
     elif code in (_FIELD_A, _FIELD_B):
@@ -74,8 +74,7 @@ def check_triggers(triggers: np.ndarray, *, max_id: int, after_t: int = 0, who: 
     code, i = _first_violation(t, p, ids, max_id + 1, ids, max_id + 1, after_t)
     if code == _OK:
         return
-    label = "trigger event" + ("s" if code == _BEFORE_WRITTEN else "")
-    msg = _order_message(code, label, i, int(t[i]), after_t)
+    msg = _order_message(code, "trigger event", i, int(t[i]), after_t)
     if code == _POLARITY:
         msg = f"trigger event {i} has edge {int(p[i])} (must be 0 falling or 1 rising)"
     elif code in (_FIELD_A, _FIELD_B):
