@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from capture.formats.base import EventFileError
+from capture.formats.iterator import EventsIterator
 from capture.formats.raw import RawEventReader, RawEventWriter
 from capture.formats.registry import create_writer, open_events
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events, make_cd, make_triggers
@@ -202,3 +203,23 @@ def test_validation_messages_name_the_event():
     with pytest.raises(ValueError, match=r"trigger event 0 has edge 2"):
         check_triggers(make_triggers([2], [5], [0]), max_id=15, who="w")
     check_cd(make_cd([3], [3], [1], [0]), width=4, height=4, who="w")  # valid: no error
+
+
+def test_time_shifted_seek_and_iterator_on_raw():
+    path = shared_event_file("ros_event_camera_codecs_evt3_trigger.raw")
+    with RawEventReader(path) as reader:
+        full, _ = read_all(reader)
+    with RawEventReader(path, time_shift=True, block_bytes=32768) as reader:
+        shift = reader.time_shift_us
+        assert shift > 0
+        target = int(full["t"][full.shape[0] // 2]) - shift
+        reader.seek_time(target)
+        after, _ = read_all(reader)
+    want = full[full["t"] >= target + shift]
+    assert np.array_equal(after["t"] + shift, want["t"]) and np.array_equal(after["x"], want["x"])
+    it = EventsIterator(path, start_ts=int(full["t"][1000]), delta_t=50_000, max_duration=200_000)
+    slices = list(it)
+    assert len(slices) == 4
+    got = concat_events([s.events for s in slices], EVENT_CD)
+    lo, hi = int(full["t"][1000]), int(full["t"][1000]) + 200_000
+    assert np.array_equal(got, full[(full["t"] >= lo) & (full["t"] < hi)])
