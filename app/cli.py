@@ -6,23 +6,19 @@ progress and report errors in one line. Anything worth testing without a termina
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app import __version__
-from app.config import ConfigError, FocalrigConfig, load_config
-
-console = Console()
-err_console = Console(stderr=True)
+from app.cli_common import console, err_console, friendly_errors
+from app.cli_lens import lens_app, sim_app
+from app.config import FocalrigConfig, load_config
 
 app = typer.Typer(
     name="focalrig",
@@ -38,9 +34,8 @@ bench_app = typer.Typer(help="Benchmarks that print throughput figures.", no_arg
 app.add_typer(events_app, name="events")
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
-
-F = TypeVar("F", bound=Callable)
-
+app.add_typer(lens_app, name="lens")
+app.add_typer(sim_app, name="sim")
 
 class _State:
     config_path: Path | None = None
@@ -51,24 +46,6 @@ class _State:
 
 
 state = _State()
-
-
-def friendly_errors(fn: F) -> F:
-    """Turn the library's expected failures into one red line and exit status 2, without a traceback."""
-    from capture.formats.base import EventFileError
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (EventFileError, ConfigError, ValueError, OSError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from exc
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:

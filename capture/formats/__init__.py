@@ -5,7 +5,7 @@ Entry points: :func:`open_events` (a reader chosen by extension), :func:`create_
 """
 
 from capture.formats.base import EventFileError, EventFileInfo, EventFileReader, EventFileWriter
-from capture.formats.iterator import EventSlice, EventsIterator
+from capture.formats.iterator import EventsIterator, EventSlice
 from capture.formats.registry import create_writer, open_events
 
 __all__ = [

@@ -1,0 +1,652 @@
+"""A simulated Optotune Lens Driver 4 with a liquid lens attached, speaking the real wire protocol.
+
+The simulator is a byte-level state machine (docs/hardware-protocols.md §9.2): it accumulates what the
+host writes, recognises frames by the documented request lengths and their CRC, and answers exactly as
+the device would, including the unsolicited ``N\\r\\n`` after a bad CRC. It shares only the CRC and the
+documented request lengths with :mod:`drivers.optotune.protocol`; replies are built and focal powers
+encoded here, independently, so a driver bug cannot hide behind a shared helper.
+
+Time comes from an injectable clock. With :class:`VirtualClock` nothing sleeps: a host read that
+waits for a reply advances the clock to the moment the reply arrives (USB latency and jitter
+included), and a timeout advances it by the timeout. The optical model is evaluated lazily up to the
+clock's present: the drive current (DC, generator waveform, or the current the firmware computes for a
+focal-power set point) goes through a static current→dioptre map with a temperature offset, then a
+first-order lag and a 150 Hz resonance, which gives the lag and the ringing after turnarounds that
+focal-sweep calibration has to measure.
+
+Two transports reach it. In process: ``serial.serial_for_url("optosim://NAME?fault=bad_crc")``
+(registered by importing :mod:`drivers.sim`); the simulator behind NAME is kept in a registry so tests
+can inspect it (:func:`get_simulator`). Out of process: :func:`serve_pty` serves a raw-mode pty from a
+thread in real time; stop it with ``server.stop()`` or by leaving its ``with`` block.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import select
+import struct
+import threading
+import time
+import tty
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import serial
+from serial.serialutil import SerialBase, SerialException
+
+from drivers.optotune.protocol import (
+    HANDSHAKE,
+    HANDSHAKE_REPLY,
+    NACK,
+    REQUEST_LENGTHS,
+    TERMINATOR,
+    crc16_arc,
+)
+
+# -- clocks ---------------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep_until(self, t: float) -> None: ...
+
+
+class VirtualClock:
+    """A clock that moves only when told to, so tests are deterministic and never sleep."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._t = float(start)
+
+    def now(self) -> float:
+        return self._t
+
+    def advance(self, dt: float) -> None:
+        self._t += max(0.0, dt)
+
+    def sleep_until(self, t: float) -> None:
+        self._t = max(self._t, t)
+
+
+class MonotonicClock:
+    """Real time, for the pty server and for hand-driven sessions."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep_until(self, t: float) -> None:
+        delay = t - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+# -- the lens -------------------------------------------------------------------------------------
+
+
+@dataclass
+class LensModel:
+    """Optics of the simulated lens. Defaults are plausible for an EL-16-40-TC "5D" on an LD4, not measured.
+
+    The static map is linear in current (≈ −2 … +3 dpt over ±Imax) plus a temperature offset; the
+    dynamics are a first-order lag followed by a second-order resonance (§2.6: ≈15 ms transient,
+    150 Hz resonance, 2.5–5 ms rise). Temperature coefficient and hysteresis are unverified; hysteresis
+    is not modelled.
+    """
+
+    imax_ma: float = 292.84
+    dpt_at_zero: float = 0.5
+    dpt_per_ma: float = 2.5 / 292.84
+    temp_coeff_dpt_per_c: float = -0.01
+    ref_temp_c: float = 30.0
+    lag_s: float = 1.5e-3
+    resonance_hz: float = 150.0
+    damping: float = 0.4
+
+    def static_dpt(self, current_ma: float, temp_c: float) -> float:
+        return self.dpt_at_zero + self.dpt_per_ma * current_ma + self.temp_coeff_dpt_per_c * (temp_c - self.ref_temp_c)
+
+    def current_for(self, dpt: float, temp_c: float) -> float:
+        """The current that gives ``dpt`` at ``temp_c`` (what the firmware does in focal-power mode)."""
+        return (dpt - self.static_dpt(0.0, temp_c)) / self.dpt_per_ma
+
+    @property
+    def ramp_lag_s(self) -> float:
+        """Steady-state delay of the focal power behind a ramp of the drive: τ + 2ζ/ω."""
+        return self.lag_s + 2 * self.damping / (2 * math.pi * self.resonance_hz)
+
+
+def _zoh(lens: LensModel, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact zero-order-hold discretisation of (lag → resonance) for one step of ``dt`` seconds."""
+    w = 2 * math.pi * lens.resonance_hz
+    a = np.zeros((4, 4))
+    a[0, 0], a[0, 3] = -1 / lens.lag_s, 1 / lens.lag_s   # y' = (u − y)/τ ; column 3 carries u
+    a[1, 2] = 1.0                                          # x' = v
+    a[2, 0], a[2, 1], a[2, 2] = w * w, -w * w, -2 * lens.damping * w
+    m = a * dt
+    out, term = np.eye(4), np.eye(4)
+    for k in range(1, 30):                                  # ‖m‖ < 0.1 for the defaults: converges fast
+        term = term @ m / k
+        out = out + term
+    return out[:3, :3], out[:3, 3]
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    """Fault switches; flip them at any time (``sim.faults.silence = True``)."""
+
+    bad_crc: bool = False     # replies carry a corrupted CRC
+    silence: bool = False     # replies are lost; commands still execute (a half-dead link)
+    disconnect: bool = False  # the device is gone: the transport raises on every access
+    garble_rx: bool = False   # one byte of every incoming write is flipped → the device answers N
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return ("bad_crc", "silence", "disconnect", "garble_rx")
+
+
+@dataclass(frozen=True)
+class ReceivedFrame:
+    """A request as the device executed it: device time and the command bytes without CRC."""
+
+    t: float
+    command: bytes
+
+
+# -- the device -----------------------------------------------------------------------------------
+
+def _i16(cmd: bytes, offset: int) -> int:
+    return struct.unpack_from(">h", cmd, offset)[0]
+
+
+_MODE_BY_LETTER = {b"D": 1, b"S": 2, b"T": 3, b"Q": 4, b"C": 5}
+_LETTER_BY_MODE = {v: k for k, v in _MODE_BY_LETTER.items()}
+_FLAG_NO_TEMP_LIMITS = 0x20
+_STEP_S = 50e-6                 # optical model time step
+_MAX_CATCH_UP_S = 0.25          # transients are gone long before this: skip longer idle stretches
+_TEMP_TICK_S = 0.1
+_FRAME_TIMEOUT_S = 0.05         # a partial frame older than this is discarded, like a device-side timeout
+
+
+class LensDriver4Sim:
+    """The device: feed it host bytes, collect its reply bytes once they have crossed the simulated USB."""
+
+    def __init__(self, *, clock: Clock | None = None, lens: LensModel | None = None, seed: int = 0,
+                 latency_s: float = 1.0e-3, jitter_s: float = 1.0e-3, fw_type: bytes = b"A",
+                 serial_number: str = "LF123456", firmware_version: tuple[int, int, int, int] = (1, 9, 3021, 0),
+                 temperature_c: float = 30.0, temp_walk_c: float = 0.005,
+                 unknown: Literal["silence", "nack"] = "silence", resync: Literal["flush", "byte"] = "flush") -> None:
+        self.clock: Clock = clock or VirtualClock()
+        self.lens = lens or LensModel()
+        self.faults = Faults()
+        self.latency_s, self.jitter_s = latency_s, jitter_s
+        self.fw_type, self.serial_number, self.firmware_version = fw_type, serial_number, firmware_version
+        self.unknown, self.resync = unknown, resync
+        self.received: list[ReceivedFrame] = []
+        self.nacks_sent = 0
+        self.lock = threading.RLock()
+        self._rng = random.Random(seed)
+        # device state
+        self.mode = 1
+        self.dc_raw = 0
+        self.imax_centi_ma = round(self.lens.imax_ma * 100)
+        self.upper_limit_raw, self.lower_limit_raw = 4095, -4095
+        self.gen_upper_raw, self.gen_lower_raw, self.gen_mhz, self.gen_t0 = 0, 0, 1000, 0.0
+        self.temp_limits_c: tuple[float, float] | None = None
+        self.fp_raw = self._encode_fp(0.0)
+        # link state
+        self._rx = bytearray()
+        self._rx_t = 0.0
+        self._inbox: deque[tuple[float, bytes]] = deque()
+        self._outbox: deque[tuple[float, bytes]] = deque()
+        self._last_in = self._last_out = -math.inf
+        # optical and thermal state
+        t0 = self.clock.now()
+        self._t_model = t0
+        self._y = [self.lens.static_dpt(0.0, temperature_c)] * 2 + [0.0]   # lag output, focal power, its rate
+        self._ad, self._bd = _zoh(self.lens, _STEP_S)
+        self.temperature_c = temperature_c
+        self.ambient_c = temperature_c
+        self.temp_walk_c = temp_walk_c
+        self._t_temp = t0
+
+    # -- link ---------------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Host bytes written now; they reach the device after the USB latency."""
+        with self.lock:
+            if self.faults.garble_rx and data:
+                data = data[:-1] + bytes([data[-1] ^ 0x5A])
+            t = max(self.clock.now() + self._latency(), self._last_in)
+            self._last_in = t
+            self._inbox.append((t, bytes(data)))
+
+    def take_ready(self) -> bytes:
+        """Reply bytes that have arrived at the host by now."""
+        with self.lock:
+            self._pump()
+            now, out = self.clock.now(), bytearray()
+            while self._outbox and self._outbox[0][0] <= now:
+                out += self._outbox.popleft()[1]
+            return bytes(out)
+
+    def next_event_time(self) -> float | None:
+        """When something next happens on the link (a write reaching the device, a reply reaching the host)."""
+        with self.lock:
+            times = [q[0][0] for q in (self._inbox, self._outbox) if q]
+            return min(times) if times else None
+
+    def commands(self) -> list[bytes]:
+        """The commands executed so far, without CRC (the handshake appears as ``b"Start"``)."""
+        with self.lock:
+            return [f.command for f in self.received]
+
+    def _latency(self) -> float:
+        return self.latency_s + self._rng.random() * self.jitter_s
+
+    def _pump(self) -> None:
+        now = self.clock.now()
+        while self._inbox and self._inbox[0][0] <= now:
+            t, data = self._inbox.popleft()
+            if self._rx and t - self._rx_t > _FRAME_TIMEOUT_S:
+                self._rx.clear()
+            self._rx += data
+            self._rx_t = t
+            self._parse(t)
+
+    def _send(self, t: float, data: bytes) -> None:
+        if self.faults.silence:
+            return
+        t_out = max(t + self._latency(), self._last_out)
+        self._last_out = t_out
+        self._outbox.append((t_out, data))
+
+    def _reply(self, t: float, payload: bytes) -> None:
+        crc = crc16_arc(payload)
+        if self.faults.bad_crc:
+            crc ^= 0x0101
+        self._send(t, payload + crc.to_bytes(2, "little") + TERMINATOR)
+
+    def _parse(self, t: float) -> None:
+        buf = self._rx
+        while buf:
+            if buf.startswith(HANDSHAKE):
+                del buf[:len(HANDSHAKE)]
+                self._record(t, HANDSHAKE)
+                self.dc_raw = 0
+                self._send(t, HANDSHAKE_REPLY)
+                continue
+            head = bytes(buf)
+            lengths = sorted(n for key, ns in REQUEST_LENGTHS.items() if head.startswith(key) for n in ns)
+            partial = HANDSHAKE.startswith(head) or any(
+                key.startswith(head) and len(key) > len(head) for key in REQUEST_LENGTHS)
+            if not lengths:
+                if partial:
+                    return
+                buf.clear()                       # unknown command of unknown length: drop it all
+                if self.unknown == "nack":
+                    self._nack(t)
+                continue
+            for n in lengths:
+                if len(buf) < n + 2:
+                    return                        # wait for the rest of the frame
+                if crc16_arc(bytes(buf[:n + 2])) == 0:
+                    command = bytes(buf[:n])
+                    del buf[:n + 2]
+                    self._record(t, command)
+                    self._execute(t, command)
+                    break
+            else:
+                self._nack(t)
+                if self.resync == "byte":
+                    del buf[:1]
+                else:
+                    buf.clear()
+
+    def _nack(self, t: float) -> None:
+        self.nacks_sent += 1
+        self._send(t, NACK)
+
+    def _record(self, t: float, command: bytes) -> None:
+        self.received.append(ReceivedFrame(t, command))
+
+    # -- commands -----------------------------------------------------------------------------------
+    def _execute(self, t: float, cmd: bytes) -> None:
+        self._advance(t)
+        if cmd == b"H":
+            self._reply(t, b"H" + self.fw_type)
+        elif cmd == b"F":
+            self._reply(t, b"F\x01")
+        elif cmd == b"J":
+            self._reply(t, b"J\x00\x04\x00")
+        elif cmd == b"X":
+            self._reply(t, b"X" + self.serial_number.encode("ascii")[:8].ljust(8))
+        elif cmd in (b"V", b"V\x00"):
+            self._reply(t, b"V" + struct.pack(">BBHH", *self.firmware_version))
+        elif cmd.startswith(b"IR"):
+            self._reply(t, b"IR" + b"LD4SIM01")
+        elif cmd.startswith(b"CrMA"):
+            self._reply(t, b"CMA" + struct.pack(">h", self.imax_centi_ma))
+        elif cmd[:4] in (b"CrUA", b"CwUA", b"CrLA", b"CwLA"):
+            upper = cmd[2:3] == b"U"
+            if cmd[1:2] == b"w":
+                value = max(-4095, min(4095, _i16(cmd, 4)))
+                if upper:
+                    self.upper_limit_raw = value
+                else:
+                    self.lower_limit_raw = value
+            value = self.upper_limit_raw if upper else self.lower_limit_raw
+            self._reply(t, b"C" + cmd[2:4] + struct.pack(">h", value))
+        elif cmd.startswith(b"Ar"):
+            raw = round(self._drive_ma(t) / self.lens.imax_ma * 4095)
+            self._reply(t, b"A" + struct.pack(">h", raw))
+        elif cmd.startswith(b"Aw"):
+            self.dc_raw = _i16(cmd, 2)
+        elif cmd == b"MMA":
+            self._reply(t, b"MMA" + bytes([self.mode]))
+        elif cmd.startswith(b"Mw"):
+            self._set_mode(t, cmd[2:3])
+        elif cmd.startswith(b"PwUA"):
+            self.gen_upper_raw = _i16(cmd, 4)
+        elif cmd.startswith(b"PwLA"):
+            self.gen_lower_raw = _i16(cmd, 4)
+        elif cmd.startswith(b"PwFA"):
+            self.gen_mhz = struct.unpack_from(">I", cmd, 4)[0]
+            self.gen_t0 = t
+        elif cmd.startswith(b"PwTA"):
+            self.temp_limits_c = (_i16(cmd, 4) / 16, _i16(cmd, 6) / 16)
+            self._reply(t, b"PT" + self._fp_range_bytes())
+        elif cmd.startswith(b"PwDA"):
+            self.fp_raw = _i16(cmd, 4)
+        elif cmd.startswith(b"PrDA"):
+            self._reply(t, b"PD" + struct.pack(">h", self.fp_raw))
+        elif cmd == b"TCA":
+            self._reply(t, b"TCA" + struct.pack(">h", round(self.temperature_c * 16)))
+
+    def _set_mode(self, t: float, letter: bytes) -> None:
+        if letter == b"C":
+            if self.temp_limits_c is None:        # firmware refuses focal-power mode without limits (§2.5)
+                self._reply(t, b"MCA" + bytes([_FLAG_NO_TEMP_LIMITS]) + b"\x00\x00\x00\x00")
+                return
+            self.mode = 5
+            self._reply(t, b"MCA" + self._fp_range_bytes())
+            return
+        self.mode = _MODE_BY_LETTER[letter]
+        self.gen_t0 = t
+        self._reply(t, b"M" + letter + b"A")
+
+    def _fp_range_bytes(self) -> bytes:
+        lo_t, hi_t = sorted(self.temp_limits_c or (self.temperature_c, self.temperature_c))
+        i_hi = self.upper_limit_raw * self.lens.imax_ma / 4095
+        i_lo = self.lower_limit_raw * self.lens.imax_ma / 4095
+        max_fp = min(self.lens.static_dpt(i_hi, temp) for temp in (lo_t, hi_t))
+        min_fp = max(self.lens.static_dpt(i_lo, temp) for temp in (lo_t, hi_t))
+        return struct.pack(">Bhh", 0, self._encode_fp(max_fp), self._encode_fp(min_fp))
+
+    def _encode_fp(self, dpt: float) -> int:
+        return round((dpt + 5.0) * 200) if self.fw_type == b"A" else round(dpt * 200)
+
+    @property
+    def focal_power_setpoint_dpt(self) -> float:
+        return self.fp_raw / 200 - (5.0 if self.fw_type == b"A" else 0.0)
+
+    # -- optics -------------------------------------------------------------------------------------
+    def _clamp_raw(self, raw: float) -> float:
+        return max(self.lower_limit_raw, min(self.upper_limit_raw, raw))
+
+    def _drive_ma(self, t: float) -> float:
+        """The output current at device time ``t``, after soft limits."""
+        imax = self.lens.imax_ma
+        if self.mode == 1:
+            raw = self.dc_raw
+        elif self.mode == 5:
+            raw = self.lens.current_for(self.focal_power_setpoint_dpt, self.temperature_c) / imax * 4095
+        else:
+            lo, hi = self.gen_lower_raw, self.gen_upper_raw
+            phase = ((t - self.gen_t0) * self.gen_mhz / 1000.0) % 1.0
+            if self.mode == 2:
+                shape = (1 - math.cos(2 * math.pi * phase)) / 2          # starts at the lower swing
+            elif self.mode == 3:
+                shape = 2 * phase if phase < 0.5 else 2 - 2 * phase
+            else:
+                shape = 1.0 if phase < 0.5 else 0.0
+            raw = lo + (hi - lo) * shape
+        return self._clamp_raw(raw) * imax / 4095
+
+    def _advance(self, t: float) -> None:
+        """Run the thermal and optical model up to device time ``t``."""
+        if t - self._t_temp > 1000 * _TEMP_TICK_S:
+            self._t_temp = t - 1000 * _TEMP_TICK_S
+        while self._t_temp + _TEMP_TICK_S <= t:
+            self._t_temp += _TEMP_TICK_S
+            pull = (self.ambient_c - self.temperature_c) * 0.05
+            self.temperature_c += pull + self._rng.gauss(0.0, self.temp_walk_c)
+        if t - self._t_model > _MAX_CATCH_UP_S:
+            self._t_model = t - _MAX_CATCH_UP_S
+        (a00, a01, a02), (a10, a11, a12), (a20, a21, a22) = self._ad.tolist()
+        b0, b1, b2 = self._bd.tolist()
+        y0, y1, y2 = self._y
+        temp = self.temperature_c
+        while self._t_model + _STEP_S <= t:
+            u = self.lens.static_dpt(self._drive_ma(self._t_model), temp)
+            y0, y1, y2 = (a00 * y0 + a01 * y1 + a02 * y2 + b0 * u, a10 * y0 + a11 * y1 + a12 * y2 + b1 * u,
+                          a20 * y0 + a21 * y1 + a22 * y2 + b2 * u)
+            self._t_model += _STEP_S
+        self._y = [y0, y1, y2]
+
+    def focal_power_dpt(self) -> float:
+        """The lens' optical power now (what a focimeter would read), on a 50 µs grid."""
+        with self.lock:
+            self._pump()
+            self._advance(self.clock.now())
+            return self._y[1]
+
+    def drive_current_ma(self) -> float:
+        with self.lock:
+            self._pump()
+            now = self.clock.now()
+            self._advance(now)
+            return self._drive_ma(now)
+
+
+# -- registry and pyserial URL handler ---------------------------------------------------------
+
+_SIMULATORS: dict[str, LensDriver4Sim] = {}
+_SIM_LOCK = threading.Lock()
+
+
+def register_simulator(name: str, sim: LensDriver4Sim) -> LensDriver4Sim:
+    """Make ``optosim://NAME`` reach ``sim`` (replacing any simulator of that name)."""
+    with _SIM_LOCK:
+        _SIMULATORS[name] = sim
+    return sim
+
+
+def get_simulator(name: str = "") -> LensDriver4Sim:
+    """The simulator behind ``optosim://NAME``, created with a virtual clock on first use."""
+    with _SIM_LOCK:
+        if name not in _SIMULATORS:
+            _SIMULATORS[name] = LensDriver4Sim()
+        return _SIMULATORS[name]
+
+
+def forget_simulators() -> None:
+    with _SIM_LOCK:
+        _SIMULATORS.clear()
+
+
+def _from_url(url: str) -> LensDriver4Sim:
+    """``optosim://NAME?fault=bad_crc,silence&latency_ms=2&jitter_ms=1&seed=3``; the query applies to NAME."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() != "optosim":
+        raise SerialException(f"{url}: not an optosim:// URL")
+    name = parts.netloc + parts.path
+    query = urllib.parse.parse_qs(parts.query)
+    known = {"fault", "latency_ms", "jitter_ms", "seed"}
+    if set(query) - known:
+        raise SerialException(f"{url}: unknown option(s) {sorted(set(query) - known)}; known: {sorted(known)}")
+    with _SIM_LOCK:
+        if name not in _SIMULATORS or "seed" in query:
+            seed = int(query.get("seed", ["0"])[0])
+            _SIMULATORS[name] = LensDriver4Sim(seed=seed)
+        sim = _SIMULATORS[name]
+    if "latency_ms" in query:
+        sim.latency_s = float(query["latency_ms"][0]) / 1000
+    if "jitter_ms" in query:
+        sim.jitter_s = float(query["jitter_ms"][0]) / 1000
+    for fault in ",".join(query.get("fault", [])).split(","):
+        if fault and fault not in Faults.names():
+            raise SerialException(f"{url}: unknown fault {fault!r}; known: {', '.join(Faults.names())}")
+        if fault:
+            setattr(sim.faults, fault, True)
+    return sim
+
+
+class Serial(SerialBase):
+    """pyserial port for ``optosim://``: the simulator runs inside ``write()`` and ``read()``.
+
+    Reads wait on the simulator's clock: with a virtual clock a read that must wait for a reply (or
+    time out) advances the clock instead of sleeping. A read without a timeout returns what the
+    device will ever send in answer rather than blocking forever.
+    """
+
+    def open(self) -> None:
+        if self._port is None:
+            raise SerialException("Port must be configured before it can be used.")
+        if self.is_open:
+            raise SerialException("Port is already open.")
+        self._sim = _from_url(self._port)
+        self._buf = bytearray()
+        self._check()
+        self.is_open = True
+
+    def close(self) -> None:
+        self.is_open = False
+
+    def _reconfigure_port(self, force_update: bool = False) -> None:
+        """Baud rate and framing mean nothing to a USB CDC device (nor to the simulator)."""
+
+    def _check(self) -> None:
+        if self._sim.faults.disconnect:
+            raise SerialException(f"{self._port}: device disconnected (simulated)")
+
+    @property
+    def in_waiting(self) -> int:
+        self._check()
+        self._buf += self._sim.take_ready()
+        return len(self._buf)
+
+    def read(self, size: int = 1) -> bytes:
+        if not self.is_open:
+            raise serial.PortNotOpenError()
+        self._check()
+        clock = self._sim.clock
+        deadline = None if self._timeout is None else clock.now() + self._timeout
+        while True:
+            self._buf += self._sim.take_ready()
+            if len(self._buf) >= size or self._timeout == 0:
+                break
+            t_next = self._sim.next_event_time()
+            if t_next is None or (deadline is not None and t_next > deadline):
+                if deadline is not None:
+                    clock.sleep_until(deadline)
+                self._check()
+                self._buf += self._sim.take_ready()
+                break
+            clock.sleep_until(t_next)
+            self._check()
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        return data
+
+    def write(self, data: bytes) -> int:
+        if not self.is_open:
+            raise serial.PortNotOpenError()
+        self._check()
+        self._sim.feed(bytes(data))
+        return len(data)
+
+    def reset_input_buffer(self) -> None:
+        self._buf.clear()
+        self._sim.take_ready()
+
+    def reset_output_buffer(self) -> None:
+        """Writes reach the simulator at once: there is never output waiting."""
+
+
+# -- pty server -------------------------------------------------------------------------------------
+
+
+@dataclass
+class PtyServer:
+    """A simulator served on a raw-mode pty in real time. ``path`` is the port to open; ``stop()`` ends it.
+
+    The slave end stays open in the server so the pty survives the client closing and reopening it.
+    Setting ``sim.faults.disconnect`` closes the master end: client reads then fail with EIO, as when
+    a USB device is unplugged; the server ends.
+    """
+
+    sim: LensDriver4Sim = field(default_factory=lambda: LensDriver4Sim(clock=MonotonicClock()))
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)                # a fresh pty is cooked: it would echo and translate CR/LF
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        self._wake_r, self._wake_w = os.pipe()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"optosim-pty {self.path}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        pending = b""
+        try:
+            while not self._stop.is_set():
+                if self.sim.faults.disconnect:
+                    return
+                t_next = self.sim.next_event_time()
+                wait = 0.05 if t_next is None else min(0.05, max(0.0, t_next - time.monotonic()))
+                readable, _, _ = select.select([self._master, self._wake_r], [], [], wait)
+                if self._master in readable:
+                    try:
+                        data = os.read(self._master, 4096)
+                    except BlockingIOError:
+                        data = b""
+                    if data:
+                        self.sim.feed(data)
+                pending += self.sim.take_ready()
+                if pending:
+                    try:
+                        pending = pending[os.write(self._master, pending):]
+                    except BlockingIOError:
+                        pass                      # the client is not reading; keep the bytes, never block
+        finally:
+            os.close(self._master)
+
+    def stop(self) -> None:
+        """Stop serving and release the pty (idempotent)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        os.write(self._wake_w, b"x")
+        self._thread.join()
+        for fd in (self._slave, self._wake_r, self._wake_w):
+            os.close(fd)
+
+    def __enter__(self) -> PtyServer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def serve_pty(sim: LensDriver4Sim | None = None) -> PtyServer:
+    """Serve ``sim`` (default: a fresh real-time simulator) on a new pty; open ``server.path`` as the port."""
+    return PtyServer(sim) if sim is not None else PtyServer()
