@@ -17,6 +17,7 @@ from rich.table import Table
 
 from app import __version__
 from app.cli_common import console, err_console, friendly_errors
+from app.cli_devices import devices_app
 from app.cli_lens import lens_app, sim_app
 from app.config import FocalrigConfig, load_config
 
@@ -34,6 +35,7 @@ bench_app = typer.Typer(help="Benchmarks that print throughput figures.", no_arg
 app.add_typer(events_app, name="events")
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
+app.add_typer(devices_app, name="devices")
 app.add_typer(lens_app, name="lens")
 app.add_typer(sim_app, name="sim")
 
@@ -56,6 +58,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_callback(
+    ctx: typer.Context,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")] = 0,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Configuration file (default configs/sim.toml).",
                                                 show_default=False)] = None,
@@ -69,6 +72,7 @@ def main_callback(
                         force=True)
     state.config_path = config
     state.overrides = list(set_ or [])
+    ctx.obj = state  # sub-command modules reach the configuration through the context
 
 
 def _progress() -> Progress:

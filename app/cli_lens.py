@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from app.cli_common import console, friendly_errors
-from drivers.focus import FocusStatus, Waveform
+from drivers.focus import FocusActuator, FocusStatus, Waveform
 from drivers.optotune import OptotuneLensDriver4
 
 lens_app = typer.Typer(help="Drive an Optotune Lens Driver 4 (any serial port or pyserial URL, e.g. optosim://).",
@@ -80,20 +80,25 @@ def _hold(lens: OptotuneLensDriver4, hold: float | None) -> None:
 def lens_info() -> None:
     """Identity, ranges and present state of the lens driver."""
     with _driver() as lens:
-        ident, caps, status = lens.identity, lens.capabilities, lens.status()
-    table = Table(title=f"{ident.vendor} {ident.model} on {_lens.port}", show_header=False, title_justify="left")
+        console.print(focus_table(lens, _lens.port))
+
+
+def focus_table(lens: FocusActuator, where: str) -> Table:
+    """Identity, ranges and present state of a connected focus actuator, as a table."""
+    ident, caps, status = lens.identity, lens.capabilities, lens.status()
+    table = Table(title=f"{ident.vendor} {ident.model} on {where}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("lens serial", ident.serial)
+    table.add_row("serial", ident.serial)
     table.add_row("firmware", ident.firmware)
     lo, hi = caps.position_range
-    table.add_row("current range", f"{lo:.2f} … {hi:.2f} {caps.position_unit}")
+    table.add_row("position range", f"{lo:.2f} … {hi:.2f} {caps.position_unit}")
     if caps.focal_power_range_dpt is not None:
         table.add_row("focal power range", "{:+.3f} … {:+.3f} dpt".format(*caps.focal_power_range_dpt))
-    table.add_row("waveforms", ", ".join(sorted(w.value for w in caps.waveforms)))
+    table.add_row("waveforms", ", ".join(sorted(w.value for w in caps.waveforms)) or "none (host-timed sweeps)")
     table.add_row("sync output", "yes" if caps.has_sync_output else "no")
     table.add_row("state", _status_line(status))
-    console.print(table)
+    return table
 
 
 @lens_app.command("set-diopter")

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from drivers.config import LensConfig, StrictModel
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "sim.toml"
@@ -21,12 +23,6 @@ M = TypeVar("M", bound=BaseModel)
 
 class ConfigError(Exception):
     """A configuration file or override that cannot be used; the message says where and why."""
-
-
-class StrictModel(BaseModel):
-    """Base of all config models: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class EventIOConfig(StrictModel):
@@ -42,6 +38,7 @@ class FocalrigConfig(StrictModel):
     """The whole configuration file. Device and sweep sections join as those layers arrive."""
 
     io: EventIOConfig = EventIOConfig()
+    lens: LensConfig = LensConfig()
 
 
 def _set_dotted(data: dict, key: str, value: object) -> None:

@@ -1,0 +1,50 @@
+"""Devices chosen by name from the configuration, and `focalrig devices list|check`."""
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.config import ConfigError, load_config
+from drivers.config import LensConfig
+from drivers.optotune import OptotuneLensDriver4
+from drivers.registry import make_focus_actuator
+from drivers.sim import LensDriver4Sim, register_simulator
+
+runner = CliRunner()
+
+
+def test_default_config_selects_the_simulated_lens():
+    cfg = load_config()
+    assert cfg.lens.backend == "optotune-ld4" and cfg.lens.port.startswith("optosim://")
+    lens = make_focus_actuator(cfg.lens)
+    assert isinstance(lens, OptotuneLensDriver4)
+
+
+def test_unknown_backend_is_a_config_error(tmp_path):
+    path = tmp_path / "rig.toml"
+    path.write_text('[lens]\nbackend = "acme-zoom"\n')
+    with pytest.raises(ConfigError, match=r"lens\.backend"):
+        load_config(path)
+
+
+def test_devices_list_and_check_against_the_simulator():
+    sim = register_simulator("devcheck", LensDriver4Sim(temp_walk_c=0.0, seed=2))
+    listed = runner.invoke(app, ["--set", "lens.port=optosim://devcheck", "devices", "list"])
+    assert listed.exit_code == 0 and "optosim://devcheck" in listed.output and "optotune-ld4" in listed.output
+    checked = runner.invoke(app, ["--set", "lens.port=optosim://devcheck", "devices", "check"])
+    assert checked.exit_code == 0, checked.output
+    assert "Optotune" in checked.output and "all configured devices answer" in checked.output
+    sim.clock.advance(0.05)
+    assert sim.dc_raw == 0 and sim.drive_current_ma() == 0.0  # released in the safe state
+
+
+def test_devices_check_reports_a_silent_lens():
+    register_simulator("devsilent", LensDriver4Sim(temp_walk_c=0.0, seed=3))
+    result = runner.invoke(app, ["--set", "lens.port=optosim://devsilent?fault=silence", "devices", "check"])
+    assert result.exit_code == 2
+    assert "devsilent" in result.output and "no answer" in result.output
+
+
+def test_lens_config_rejects_bad_timeout():
+    with pytest.raises(ValueError, match="timeout_s"):
+        LensConfig(timeout_s=0)
