@@ -20,11 +20,14 @@ class StrictModel(BaseModel):
 class LensConfig(StrictModel):
     """The focus actuator."""
 
-    backend: Literal["optotune-ld4"] = Field(
-        "optotune-ld4", description="focus backend: optotune-ld4 (Optotune Lens Driver 4 over USB serial)"
+    backend: Literal["optotune-ld4", "pinefeat-cef168"] = Field(
+        "optotune-ld4",
+        description="focus backend: optotune-ld4 (Optotune Lens Driver 4 over USB serial) or pinefeat-cef168 "
+        "(Canon EF lens through a Pinefeat cef168 serial adapter)",
     )
     port: str = Field(
         "optosim://sim-lens",
-        description="serial port (/dev/ttyACM0, COM3) or pyserial URL; optosim://NAME is the built-in simulator",
+        description="serial port (/dev/ttyACM0, COM3) or pyserial URL; optosim://NAME and cefsim://NAME are the "
+        "built-in simulators of the two backends",
     )
     timeout_s: float = Field(0.5, gt=0, le=10, description="reply timeout; a silent device fails after this")

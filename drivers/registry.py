@@ -16,4 +16,8 @@ def make_focus_actuator(cfg: LensConfig) -> FocusActuator:
         from drivers.optotune import OptotuneLensDriver4
 
         return OptotuneLensDriver4(cfg.port, timeout_s=cfg.timeout_s)
+    if cfg.backend == "pinefeat-cef168":
+        from drivers.pinefeat import PinefeatCanonEF
+
+        return PinefeatCanonEF(cfg.port, timeout_s=cfg.timeout_s)
     raise ValueError(f"unknown focus backend {cfg.backend!r}")

@@ -7,6 +7,7 @@ from app.cli import app
 from app.config import ConfigError, load_config
 from drivers.config import LensConfig
 from drivers.optotune import OptotuneLensDriver4
+from drivers.pinefeat import PinefeatCanonEF
 from drivers.registry import make_focus_actuator
 from drivers.sim import LensDriver4Sim, register_simulator
 
@@ -48,3 +49,12 @@ def test_devices_check_reports_a_silent_lens():
 def test_lens_config_rejects_bad_timeout():
     with pytest.raises(ValueError, match="timeout_s"):
         LensConfig(timeout_s=0)
+
+
+def test_canon_ef_backend_is_selectable_and_checks_against_its_simulator():
+    cfg = load_config(overrides=["lens.backend=pinefeat-cef168", "lens.port=cefsim://devcef?calibrated=1"])
+    assert isinstance(make_focus_actuator(cfg.lens), PinefeatCanonEF)
+    result = runner.invoke(app, ["--set", "lens.backend=pinefeat-cef168", "--set", "lens.port=cefsim://devcef2",
+                                 "devices", "check"])
+    assert result.exit_code == 0, result.output
+    assert "steps" in result.output and "none (host-timed sweeps)" in result.output

@@ -23,21 +23,16 @@ thread in real time; stop it with ``server.stop()`` or by leaving its ``with`` b
 from __future__ import annotations
 
 import math
-import os
 import random
-import select
 import struct
 import threading
-import time
-import tty
 import urllib.parse
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-import serial
-from serial.serialutil import SerialBase, SerialException
+from serial.serialutil import SerialException
 
 from drivers.optotune.protocol import (
     HANDSHAKE,
@@ -47,42 +42,10 @@ from drivers.optotune.protocol import (
     TERMINATOR,
     crc16_arc,
 )
+from drivers.sim.clock import Clock, MonotonicClock, VirtualClock
+from drivers.sim.link import PtyServer, SimulatedSerial
 
 # -- clocks ---------------------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
-
-    def sleep_until(self, t: float) -> None: ...
-
-
-class VirtualClock:
-    """A clock that moves only when told to, so tests are deterministic and never sleep."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._t = float(start)
-
-    def now(self) -> float:
-        return self._t
-
-    def advance(self, dt: float) -> None:
-        self._t += max(0.0, dt)
-
-    def sleep_until(self, t: float) -> None:
-        self._t = max(self._t, t)
-
-
-class MonotonicClock:
-    """Real time, for the pty server and for hand-driven sessions."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep_until(self, t: float) -> None:
-        delay = t - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
 
 
 # -- the lens -------------------------------------------------------------------------------------
@@ -508,145 +471,15 @@ def _from_url(url: str) -> LensDriver4Sim:
     return sim
 
 
-class Serial(SerialBase):
-    """pyserial port for ``optosim://``: the simulator runs inside ``write()`` and ``read()``.
+class Serial(SimulatedSerial):
+    """pyserial port for ``optosim://`` URLs."""
 
-    Reads wait on the simulator's clock: with a virtual clock a read that must wait for a reply (or
-    time out) advances the clock instead of sleeping. A read without a timeout returns what the
-    device will ever send in answer rather than blocking forever.
-    """
-
-    def open(self) -> None:
-        if self._port is None:
-            raise SerialException("Port must be configured before it can be used.")
-        if self.is_open:
-            raise SerialException("Port is already open.")
-        self._sim = _from_url(self._port)
-        self._buf = bytearray()
-        self._check()
-        self.is_open = True
-
-    def close(self) -> None:
-        self.is_open = False
-
-    def _reconfigure_port(self, force_update: bool = False) -> None:
-        """Baud rate and framing mean nothing to a USB CDC device (nor to the simulator)."""
-
-    def _check(self) -> None:
-        if self._sim.faults.disconnect:
-            raise SerialException(f"{self._port}: device disconnected (simulated)")
-
-    @property
-    def in_waiting(self) -> int:
-        self._check()
-        self._buf += self._sim.take_ready()
-        return len(self._buf)
-
-    def read(self, size: int = 1) -> bytes:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-        self._check()
-        clock = self._sim.clock
-        deadline = None if self._timeout is None else clock.now() + self._timeout
-        while True:
-            self._buf += self._sim.take_ready()
-            if len(self._buf) >= size or self._timeout == 0:
-                break
-            t_next = self._sim.next_event_time()
-            if t_next is None or (deadline is not None and t_next > deadline):
-                if deadline is not None:
-                    clock.sleep_until(deadline)
-                self._check()
-                self._buf += self._sim.take_ready()
-                break
-            clock.sleep_until(t_next)
-            self._check()
-        data = bytes(self._buf[:size])
-        del self._buf[:size]
-        return data
-
-    def write(self, data: bytes) -> int:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-        self._check()
-        self._sim.feed(bytes(data))
-        return len(data)
-
-    def reset_input_buffer(self) -> None:
-        self._buf.clear()
-        self._sim.take_ready()
-
-    def reset_output_buffer(self) -> None:
-        """Writes reach the simulator at once: there is never output waiting."""
+    resolve = staticmethod(_from_url)
 
 
 # -- pty server -------------------------------------------------------------------------------------
 
 
-@dataclass
-class PtyServer:
-    """A simulator served on a raw-mode pty in real time. ``path`` is the port to open; ``stop()`` ends it.
-
-    The slave end stays open in the server so the pty survives the client closing and reopening it.
-    Setting ``sim.faults.disconnect`` closes the master end: client reads then fail with EIO, as when
-    a USB device is unplugged; the server ends.
-    """
-
-    sim: LensDriver4Sim = field(default_factory=lambda: LensDriver4Sim(clock=MonotonicClock()))
-    path: str = ""
-
-    def __post_init__(self) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)                # a fresh pty is cooked: it would echo and translate CR/LF
-        os.set_blocking(self._master, False)
-        self.path = os.ttyname(self._slave)
-        self._wake_r, self._wake_w = os.pipe()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"optosim-pty {self.path}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        pending = b""
-        try:
-            while not self._stop.is_set():
-                if self.sim.faults.disconnect:
-                    return
-                t_next = self.sim.next_event_time()
-                wait = 0.05 if t_next is None else min(0.05, max(0.0, t_next - time.monotonic()))
-                readable, _, _ = select.select([self._master, self._wake_r], [], [], wait)
-                if self._master in readable:
-                    try:
-                        data = os.read(self._master, 4096)
-                    except BlockingIOError:
-                        data = b""
-                    if data:
-                        self.sim.feed(data)
-                pending += self.sim.take_ready()
-                if pending:
-                    try:
-                        pending = pending[os.write(self._master, pending):]
-                    except BlockingIOError:
-                        pass                      # the client is not reading; keep the bytes, never block
-        finally:
-            os.close(self._master)
-
-    def stop(self) -> None:
-        """Stop serving and release the pty (idempotent)."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        os.write(self._wake_w, b"x")
-        self._thread.join()
-        for fd in (self._slave, self._wake_r, self._wake_w):
-            os.close(fd)
-
-    def __enter__(self) -> PtyServer:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-
 def serve_pty(sim: LensDriver4Sim | None = None) -> PtyServer:
     """Serve ``sim`` (default: a fresh real-time simulator) on a new pty; open ``server.path`` as the port."""
-    return PtyServer(sim) if sim is not None else PtyServer()
+    return PtyServer(sim if sim is not None else LensDriver4Sim(clock=MonotonicClock()))
