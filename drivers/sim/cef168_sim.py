@@ -29,16 +29,14 @@ in process (the simulator behind NAME is kept in a registry, :func:`get_cef_simu
 from __future__ import annotations
 
 import math
-import random
 import threading
 import urllib.parse
-from collections import deque
 from dataclasses import dataclass, field
 
 from serial.serialutil import SerialException
 
-from drivers.sim.clock import Clock, MonotonicClock, VirtualClock
-from drivers.sim.link import PtyServer, SimulatedSerial
+from drivers.sim.clock import Clock, MonotonicClock
+from drivers.sim.link import PtyServer, SimulatedSerial, TimedLink
 
 _EOL = b"\r\n"
 _BYTE_S = 10 / 115200                  # one 8N1 character at 115200 baud
@@ -119,24 +117,23 @@ class _Move:
         return self.start + (self.target - self.start) * (t - self.t_run) / (self.t_arrive - self.t_run)
 
 
-class Cef168Sim:
+class Cef168Sim(TimedLink):
     """The board and lens: feed it host bytes, collect reply bytes once they have crossed the link."""
+
+    byte_s = _BYTE_S
 
     def __init__(self, *, clock: Clock | None = None, lens: EFLens | None = None, lens_attached: bool = True,
                  calibrated: bool = False, speed: int = 4, seed: int = 0, latency_s: float = 1.0e-3,
                  jitter_s: float = 1.0e-3, serial_number: str = "PINEFEAT CEF1680000011",
                  firmware: str = "1.0") -> None:
-        self.clock: Clock = clock or VirtualClock()
+        self._init_link(clock, seed, latency_s, jitter_s)
         self.lens = lens or EFLens()
         self.lens_attached = lens_attached
         self.calibrated = calibrated
         self.speed = speed
         self.serial_number, self.firmware = serial_number, firmware
         self.faults = CefFaults()
-        self.latency_s, self.jitter_s = latency_s, jitter_s
         self.received: list[ReceivedCommand] = []
-        self.lock = threading.RLock()
-        self._rng = random.Random(seed)
         self.aperture_f = self.lens.aperture[0]
         # the counter starts somewhere in the middle, as after a power cycle with the lens left there
         t0 = self.clock.now()
@@ -148,70 +145,35 @@ class Cef168Sim:
         # link state
         self._rx = bytearray()
         self._rx_t = 0.0
-        self._inbox: deque[tuple[float, bytes]] = deque()
-        self._outbox: deque[tuple[float, bytes]] = deque()
-        self._last_in = self._last_out = -math.inf
 
     # -- link ---------------------------------------------------------------------------------------
-    def feed(self, data: bytes) -> None:
-        """Host bytes written now; they reach the board after the link latency."""
-        with self.lock:
-            t = max(self.clock.now() + self._latency() + len(data) * _BYTE_S, self._last_in)
-            self._last_in = t
-            self._inbox.append((t, bytes(data)))
-
-    def take_ready(self) -> bytes:
-        """Reply bytes that have arrived at the host by now."""
-        with self.lock:
-            self._pump()
-            now, out = self.clock.now(), bytearray()
-            while self._outbox and self._outbox[0][0] <= now:
-                out += self._outbox.popleft()[1]
-            return bytes(out)
-
-    def next_event_time(self) -> float | None:
-        """When something next happens on the link (host bytes reaching the board, a reply reaching the host)."""
-        with self.lock:
-            times = [q[0][0] for q in (self._inbox, self._outbox) if q]
-            return min(times) if times else None
-
     def commands(self) -> list[str]:
         """The command lines executed so far, as sent (case kept)."""
         with self.lock:
             return [c.line for c in self.received]
 
-    def _latency(self) -> float:
-        return self.latency_s + self._rng.random() * self.jitter_s
-
-    def _pump(self) -> None:
-        now = self.clock.now()
-        while self._inbox and self._inbox[0][0] <= now:
-            t, data = self._inbox.popleft()
-            if self._rx and t - self._rx_t > _LINE_TIMEOUT_S:
-                self._rx.clear()
-            self._rx_t = t
-            for byte in data:
-                if byte in b"\r\n":
-                    if self._rx:
-                        line = self._rx.decode("ascii", "replace")
-                        self._rx.clear()
-                        self._command(t, line)
-                elif len(self._rx) < _MAX_LINE:
-                    self._rx.append(byte)
-                else:
+    def _receive(self, t: float, data: bytes) -> None:
+        if self._rx and t - self._rx_t > _LINE_TIMEOUT_S:
+            self._rx.clear()
+        self._rx_t = t
+        for byte in data:
+            if byte in b"\r\n":
+                if self._rx:
+                    line = self._rx.decode("ascii", "replace")
                     self._rx.clear()
-                    self._reply(t, "er")
+                    self._command(t, line)
+            elif len(self._rx) < _MAX_LINE:
+                self._rx.append(byte)
+            else:
+                self._rx.clear()
+                self._reply(t, "er")
 
     def _reply(self, t: float, *lines: str) -> None:
-        if self.faults.silence:
-            return
         for line in lines:
             data = line.encode("ascii") + _EOL
             if self.faults.garbage:
                 data = bytes(self._rng.choice(b"\x00\x7f\x80\xfe\xff?~#") for _ in data[:-2]) + _EOL
-            t_out = max(t + self._latency() + len(data) * _BYTE_S, self._last_out + len(data) * _BYTE_S)
-            self._last_out = t_out
-            self._outbox.append((t_out, data))
+            self._send(t, data)
 
     # -- commands -----------------------------------------------------------------------------------
     def _command(self, t: float, line: str) -> None:

@@ -7,18 +7,21 @@ for its resolver) and one pty server serve them all.
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import select
 import threading
 import time
 import tty
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 import serial
 from serial.serialutil import SerialBase, SerialException
 
-from drivers.sim.clock import Clock
+from drivers.sim.clock import Clock, VirtualClock
 
 
 class SimFaults(Protocol):
@@ -34,6 +37,76 @@ class SimulatedDevice(Protocol):
     def feed(self, data: bytes) -> None: ...
     def take_ready(self) -> bytes: ...
     def next_event_time(self) -> float | None: ...
+
+
+class TimedLink:
+    """The host side of a simulated device: bytes cross the link after a latency with jitter.
+
+    Device models inherit this, call :meth:`_init_link` from ``__init__``, receive bytes in
+    :meth:`_receive` at the simulated time they arrive, and answer with :meth:`_send`. ``byte_s`` is the
+    wire time of one byte (a UART at 115200 8N1: 10/115200 s; 0 for USB CDC devices). Everything runs
+    on the device's clock, so with a :class:`~drivers.sim.clock.VirtualClock` tests never sleep.
+    """
+
+    byte_s: float = 0.0
+
+    def _init_link(self, clock: Clock | None, seed: int, latency_s: float, jitter_s: float) -> None:
+        self.clock: Clock = clock or VirtualClock()
+        self.latency_s, self.jitter_s = latency_s, jitter_s
+        self.lock = threading.RLock()
+        self._rng = random.Random(seed)
+        self._inbox: deque[tuple[float, bytes]] = deque()
+        self._outbox: deque[tuple[float, bytes]] = deque()
+        self._last_in = self._last_out = -math.inf
+
+    def _receive(self, t: float, data: bytes) -> None:
+        """Bytes from the host reaching the device at time ``t``."""
+        raise NotImplementedError
+
+    def _inbound(self, data: bytes) -> bytes:
+        """What the device will receive for bytes the host wrote (a fault may alter them)."""
+        return data
+
+    def feed(self, data: bytes) -> None:
+        """Host bytes written now; they reach the device after the link latency."""
+        with self.lock:
+            data = self._inbound(bytes(data))
+            t = max(self.clock.now() + self._latency() + len(data) * self.byte_s, self._last_in)
+            self._last_in = t
+            self._inbox.append((t, data))
+
+    def take_ready(self) -> bytes:
+        """Reply bytes that have arrived at the host by now."""
+        with self.lock:
+            self._pump()
+            now, out = self.clock.now(), bytearray()
+            while self._outbox and self._outbox[0][0] <= now:
+                out += self._outbox.popleft()[1]
+            return bytes(out)
+
+    def next_event_time(self) -> float | None:
+        """When something next happens on the link (host bytes reaching the device, a reply reaching the host)."""
+        with self.lock:
+            times = [q[0][0] for q in (self._inbox, self._outbox) if q]
+            return min(times) if times else None
+
+    def _pump(self) -> None:
+        """Deliver every host byte due by now (device state that depends on commands is then current)."""
+        now = self.clock.now()
+        while self._inbox and self._inbox[0][0] <= now:
+            self._receive(*self._inbox.popleft())
+
+    def _latency(self) -> float:
+        return self.latency_s + self._rng.random() * self.jitter_s
+
+    def _send(self, t: float, data: bytes) -> None:
+        """Queue a reply produced at device time ``t`` (nothing is sent while the silence fault is on)."""
+        if self.faults.silence:
+            return
+        wire = len(data) * self.byte_s
+        t_out = max(t + self._latency() + wire, self._last_out + wire)
+        self._last_out = t_out
+        self._outbox.append((t_out, data))
 
 
 class SimulatedSerial(SerialBase):

@@ -23,11 +23,9 @@ thread in real time; stop it with ``server.stop()`` or by leaving its ``with`` b
 from __future__ import annotations
 
 import math
-import random
 import struct
 import threading
 import urllib.parse
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,8 +40,8 @@ from drivers.optotune.protocol import (
     TERMINATOR,
     crc16_arc,
 )
-from drivers.sim.clock import Clock, MonotonicClock, VirtualClock
-from drivers.sim.link import PtyServer, SimulatedSerial
+from drivers.sim.clock import Clock, MonotonicClock
+from drivers.sim.link import PtyServer, SimulatedSerial, TimedLink
 
 # -- clocks ---------------------------------------------------------------------------------------
 
@@ -138,7 +136,7 @@ _TEMP_TICK_S = 0.1
 _FRAME_TIMEOUT_S = 0.05         # a partial frame older than this is discarded, like a device-side timeout
 
 
-class LensDriver4Sim:
+class LensDriver4Sim(TimedLink):
     """The device: feed it host bytes, collect its reply bytes once they have crossed the simulated USB."""
 
     def __init__(self, *, clock: Clock | None = None, lens: LensModel | None = None, seed: int = 0,
@@ -146,16 +144,13 @@ class LensDriver4Sim:
                  serial_number: str = "LF123456", firmware_version: tuple[int, int, int, int] = (1, 9, 3021, 0),
                  temperature_c: float = 30.0, temp_walk_c: float = 0.005,
                  unknown: Literal["silence", "nack"] = "silence", resync: Literal["flush", "byte"] = "flush") -> None:
-        self.clock: Clock = clock or VirtualClock()
+        self._init_link(clock, seed, latency_s, jitter_s)
         self.lens = lens or LensModel()
         self.faults = Faults()
-        self.latency_s, self.jitter_s = latency_s, jitter_s
         self.fw_type, self.serial_number, self.firmware_version = fw_type, serial_number, firmware_version
         self.unknown, self.resync = unknown, resync
         self.received: list[ReceivedFrame] = []
         self.nacks_sent = 0
-        self.lock = threading.RLock()
-        self._rng = random.Random(seed)
         # device state
         self.mode = 1
         self.dc_raw = 0
@@ -167,9 +162,6 @@ class LensDriver4Sim:
         # link state
         self._rx = bytearray()
         self._rx_t = 0.0
-        self._inbox: deque[tuple[float, bytes]] = deque()
-        self._outbox: deque[tuple[float, bytes]] = deque()
-        self._last_in = self._last_out = -math.inf
         # optical and thermal state
         t0 = self.clock.now()
         self._t_model = t0
@@ -181,54 +173,22 @@ class LensDriver4Sim:
         self._t_temp = t0
 
     # -- link ---------------------------------------------------------------------------------------
-    def feed(self, data: bytes) -> None:
-        """Host bytes written now; they reach the device after the USB latency."""
-        with self.lock:
-            if self.faults.garble_rx and data:
-                data = data[:-1] + bytes([data[-1] ^ 0x5A])
-            t = max(self.clock.now() + self._latency(), self._last_in)
-            self._last_in = t
-            self._inbox.append((t, bytes(data)))
-
-    def take_ready(self) -> bytes:
-        """Reply bytes that have arrived at the host by now."""
-        with self.lock:
-            self._pump()
-            now, out = self.clock.now(), bytearray()
-            while self._outbox and self._outbox[0][0] <= now:
-                out += self._outbox.popleft()[1]
-            return bytes(out)
-
-    def next_event_time(self) -> float | None:
-        """When something next happens on the link (a write reaching the device, a reply reaching the host)."""
-        with self.lock:
-            times = [q[0][0] for q in (self._inbox, self._outbox) if q]
-            return min(times) if times else None
+    def _inbound(self, data: bytes) -> bytes:
+        if self.faults.garble_rx and data:
+            return data[:-1] + bytes([data[-1] ^ 0x5A])
+        return data
 
     def commands(self) -> list[bytes]:
         """The commands executed so far, without CRC (the handshake appears as ``b"Start"``)."""
         with self.lock:
             return [f.command for f in self.received]
 
-    def _latency(self) -> float:
-        return self.latency_s + self._rng.random() * self.jitter_s
-
-    def _pump(self) -> None:
-        now = self.clock.now()
-        while self._inbox and self._inbox[0][0] <= now:
-            t, data = self._inbox.popleft()
-            if self._rx and t - self._rx_t > _FRAME_TIMEOUT_S:
-                self._rx.clear()
-            self._rx += data
-            self._rx_t = t
-            self._parse(t)
-
-    def _send(self, t: float, data: bytes) -> None:
-        if self.faults.silence:
-            return
-        t_out = max(t + self._latency(), self._last_out)
-        self._last_out = t_out
-        self._outbox.append((t_out, data))
+    def _receive(self, t: float, data: bytes) -> None:
+        if self._rx and t - self._rx_t > _FRAME_TIMEOUT_S:
+            self._rx.clear()
+        self._rx += data
+        self._rx_t = t
+        self._parse(t)
 
     def _reply(self, t: float, payload: bytes) -> None:
         crc = crc16_arc(payload)
