@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import logging
 
-import serial
 from serial.serialutil import SerialException
 
-import drivers.sim  # noqa: F401 - registers the optosim:// URL scheme with pyserial
 from drivers.focus import (
-    FocusActuator,
     FocusCapabilities,
-    FocusError,
     FocusIdentity,
     FocusMode,
     FocusStatus,
@@ -26,6 +22,7 @@ from drivers.focus import (
     Waveform,
 )
 from drivers.optotune import protocol as p
+from drivers.serial_focus import SerialFocusActuator
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +34,7 @@ _WAVEFORM_MODES = {Waveform.SINE: p.MODE_SINE, Waveform.TRIANGLE: p.MODE_TRIANGL
 _HINT_LINK = "check the USB cable and power, and that no other program has the port open"
 
 
-class OptotuneLensDriver4(FocusActuator):
+class OptotuneLensDriver4(SerialFocusActuator):
     """An Optotune LD4/LD4i on ``port`` (``/dev/ttyACM0``, ``COM3`` or a pyserial URL).
 
     ``temperature_limits_c`` (upper, lower) are sent before focal-power mode, as the firmware requires;
@@ -45,13 +42,14 @@ class OptotuneLensDriver4(FocusActuator):
     connect, which also zeroes the current.
     """
 
+    device_name = "Optotune lens driver"
+    baudrate = p.BAUDRATE
+
     def __init__(self, port: str, *, timeout_s: float = 0.5, handshake: bool = True,
                  temperature_limits_c: tuple[float, float] = (50.0, 10.0)) -> None:
-        self.port = port
-        self.timeout_s = timeout_s
+        super().__init__(port, timeout_s=timeout_s)
         self.handshake = handshake
         self.temperature_limits_c = temperature_limits_c
-        self._serial: serial.SerialBase | None = None
         self._mode: int | None = None
         self._fw_type = b"A"
         self._imax_ma = 0.0
@@ -59,21 +57,6 @@ class OptotuneLensDriver4(FocusActuator):
         self._capabilities: FocusCapabilities | None = None
 
     # -- link -------------------------------------------------------------------------------------
-    def connect(self) -> None:
-        if self._serial is not None:
-            return
-        try:
-            self._serial = serial.serial_for_url(self.port, baudrate=p.BAUDRATE, timeout=self.timeout_s,
-                                                 write_timeout=self.timeout_s)
-        except (SerialException, OSError, ValueError) as exc:
-            raise FocusError(f"Optotune lens driver on {self.port}: cannot open the port ({exc}); check the port "
-                             "name and that you may use it (on Linux: the dialout group)") from None
-        try:
-            self._connect()
-        except FocusError:
-            self._release()
-            raise
-
     def _connect(self) -> None:
         if self.handshake:
             self._handshake()
@@ -113,34 +96,14 @@ class OptotuneLensDriver4(FocusActuator):
             self._fail(f"{what} to the Start handshake within {self.timeout_s} s",
                        f"is this an Optotune Lens Driver 4? {_HINT_LINK}")
 
-    def close(self) -> None:
-        if self._serial is None:
-            return
-        try:
-            self.safe_state()
-        except FocusError as exc:
-            log.warning("%s", exc)
-        finally:
-            self._release()
-
     def _release(self) -> None:
-        port, self._serial, self._mode = self._serial, None, None
-        if port is not None:
-            try:
-                port.close()
-            except (SerialException, OSError):
-                pass
+        super()._release()
+        self._mode = None
 
-    def _require(self) -> serial.SerialBase:
-        if self._serial is None:
-            raise FocusError(f"Optotune lens driver on {self.port}: not connected; call connect() first")
-        return self._serial
-
-    def _fail(self, problem: str, hint: str) -> None:
-        """Send the lens to its safe state as far as the link allows, then raise the one FocusError."""
+    def _before_fail(self) -> None:
+        """Send the lens to its safe state as far as the link allows before the error is raised."""
         self._safe_state_best_effort()
         self._mode = None
-        raise FocusError(f"Optotune lens driver on {self.port}: {problem}; {hint}")
 
     def _safe_state_best_effort(self) -> None:
         """Write zero current and DC mode without waiting for anything: the link may be half dead."""

@@ -29,12 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import serial
 from serial.serialutil import SerialException
 
-import drivers.sim  # noqa: F401 - registers the simulators' URL schemes (cefsim://) with pyserial
 from drivers.focus import (
-    FocusActuator,
     FocusCapabilities,
     FocusError,
     FocusIdentity,
@@ -43,6 +40,7 @@ from drivers.focus import (
     Unit,
     Waveform,
 )
+from drivers.serial_focus import SerialFocusActuator
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +97,7 @@ class _DioptreTable:
         return float(ends.min()), float(ends.max())
 
 
-class PinefeatCanonEF(FocusActuator):
+class PinefeatCanonEF(SerialFocusActuator):
     """A Canon EF lens on a Pinefeat cef168 on ``port`` (``/dev/ttyAMA0``, ``/dev/ttyUSB0`` or a pyserial URL).
 
     ``calibrate``: None runs the board's calibration only when the lens has none, True always (after
@@ -110,19 +108,21 @@ class PinefeatCanonEF(FocusActuator):
     Connecting moves the lens to both ends to learn the range, then back to where it was.
     """
 
+    device_name = "Pinefeat cef168"
+    baudrate = BAUDRATE
+
     def __init__(self, port: str, *, timeout_s: float = 0.5, move_timeout_s: float = 3.0,
                  calibration_timeout_s: float = 20.0, calibrate: bool | None = None, speed: int | None = None,
                  focal_power_table: Sequence[tuple[float, float]] | None = None, poll_s: float = 0.005,
                  clock_ns: Callable[[], int] = time.monotonic_ns, sleep: Callable[[float], None] = time.sleep) -> None:
         if speed is not None and speed not in (1, 2, 3, 4):
             raise ValueError(f"speed must be 1, 2, 3 or 4, not {speed!r}")
-        self.port = port
-        self.timeout_s, self.move_timeout_s = timeout_s, move_timeout_s
+        super().__init__(port, timeout_s=timeout_s)
+        self.move_timeout_s = move_timeout_s
         self.calibration_timeout_s = calibration_timeout_s
         self.calibrate, self.speed, self.poll_s = calibrate, speed, poll_s
         self._table = _DioptreTable(focal_power_table) if focal_power_table is not None else None
         self._clock_ns, self._sleep = clock_ns, sleep
-        self._serial: serial.SerialBase | None = None
         self._io = threading.RLock()
         self._identity: FocusIdentity | None = None
         self._capabilities: FocusCapabilities | None = None
@@ -135,21 +135,6 @@ class PinefeatCanonEF(FocusActuator):
         self._trajectory: list[SweepSample] = []
 
     # -- link -------------------------------------------------------------------------------------
-    def connect(self) -> None:
-        if self._serial is not None:
-            return
-        try:
-            self._serial = serial.serial_for_url(self.port, baudrate=BAUDRATE, timeout=self.timeout_s,
-                                                 write_timeout=self.timeout_s)
-        except (SerialException, OSError, ValueError) as exc:
-            raise FocusError(f"Pinefeat cef168 on {self.port}: cannot open the port ({exc}); check the port name "
-                             "and that you may use it (on Linux: the dialout group)") from None
-        try:
-            self._connect()
-        except FocusError:
-            self._release()
-            raise
-
     def _connect(self) -> None:
         self._require().reset_input_buffer()
         firmware = self._query("v", "firmware version")
@@ -207,33 +192,6 @@ class PinefeatCanonEF(FocusActuator):
                 self._fail(f"garbled lens info line {line!r}", _HINT_LINK)
             info[key.strip()] = value.strip()
         return info
-
-    def close(self) -> None:
-        """Stop any sweep, wait for the motor to stop, release the port; never raises."""
-        if self._serial is None:
-            return
-        try:
-            self.safe_state()
-        except OSError as exc:
-            log.warning("%s", exc)
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        port, self._serial = self._serial, None
-        if port is not None:
-            try:
-                port.close()
-            except (SerialException, OSError):
-                pass
-
-    def _require(self) -> serial.SerialBase:
-        if self._serial is None:
-            raise FocusError(f"Pinefeat cef168 on {self.port}: not connected; call connect() first")
-        return self._serial
-
-    def _fail(self, problem: str, hint: str) -> None:
-        raise FocusError(f"Pinefeat cef168 on {self.port}: {problem}; {hint}")
 
     # -- one command, one reply line --------------------------------------------------------------
     def _decode(self, raw: bytes, what: str, timeout_s: float) -> str:
