@@ -244,6 +244,17 @@ def bench_io(
     run_io_benchmarks(console, n_events=events, repeat=repeat, stream_mib=stream_mib)
 
 
+@bench_app.command("sim")
+@friendly_errors
+def bench_sim(
+    frames: Annotated[int, typer.Option(help="Frames rendered along a 0..4 dpt sweep per resolution.", min=2)] = 100,
+) -> None:
+    """Simulated rig: defocus rendering (frames/s) and ESIM events (events/s) at 320x240 and 640x480."""
+    from app.bench_sim import run_sim_benchmarks
+
+    run_sim_benchmarks(console, frames=frames)
+
+
 def main() -> None:
     app()
 
