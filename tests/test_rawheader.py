@@ -53,6 +53,7 @@ def test_evt_without_geometry_needs_user_geometry():
         parse_raw_header(hdr("evt 3.0"))
     h = parse_raw_header(hdr("evt 3.0"), width=320, height=240)
     assert (h.width, h.height) == (320, 240)
+    assert "geometry 320x240 given by the user (the header has none)" in h.inferred
 
 
 def test_system_id_ignored_for_other_integrators():

@@ -170,7 +170,9 @@ def parse_raw_header(
         fmt_w, fmt_h = system[1], system[2]
         inferred.append(f"geometry {fmt_w}x{fmt_h} from system_ID {fields['system_ID']}")
     if width is not None and height is not None:
-        if (fmt_w, fmt_h) != (width, height):
+        if fmt_w is None or fmt_h is None:
+            inferred.append(f"geometry {width}x{height} given by the user (the header has none)")
+        elif (fmt_w, fmt_h) != (width, height):
             inferred.append(f"geometry {width}x{height} given by the user (header: {fmt_w}x{fmt_h})")
         fmt_w, fmt_h = width, height
     if fmt_w is None or fmt_h is None:
