@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -12,6 +13,7 @@ from rich.console import Console
 from app.config import ConfigError
 from capture.formats.base import EventFileError
 
+log = logging.getLogger("focalrig")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -25,6 +27,7 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (EventFileError, ConfigError, ValueError, OSError) as exc:
+            log.debug("traceback of the error below (shown with -vv)", exc_info=True)
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from exc
         except KeyboardInterrupt:
