@@ -1,0 +1,1 @@
+"""Recording -> aligned focal stacks: event->RGB geometry, time -> focal power -> focal index (issue 5)."""
