@@ -15,7 +15,7 @@ import serial
 from serial.serialutil import SerialException
 
 import drivers.sim  # noqa: F401 - registers the simulators' URL schemes (optosim://, cefsim://) with pyserial
-from drivers.focus import FocusActuator, FocusError
+from drivers.focus import FocusActuator, FocusCapabilities, FocusError, FocusIdentity
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,24 @@ class SerialFocusActuator(FocusActuator):
         self.port = port
         self.timeout_s = timeout_s
         self._serial: serial.SerialBase | None = None
+        self._identity: FocusIdentity | None = None
+        self._capabilities: FocusCapabilities | None = None
 
     @abstractmethod
     def _connect(self) -> None:
-        """Talk to the freshly opened device: identify it, read its ranges (raise FocusError on failure)."""
+        """Talk to the freshly opened device and set ``_identity`` and ``_capabilities`` (FocusError on failure)."""
+
+    @property
+    def identity(self) -> FocusIdentity:
+        self._require()
+        assert self._identity is not None
+        return self._identity
+
+    @property
+    def capabilities(self) -> FocusCapabilities:
+        self._require()
+        assert self._capabilities is not None
+        return self._capabilities
 
     def connect(self) -> None:
         if self._serial is not None:

@@ -53,8 +53,6 @@ class OptotuneLensDriver4(SerialFocusActuator):
         self._mode: int | None = None
         self._fw_type = b"A"
         self._imax_ma = 0.0
-        self._identity: FocusIdentity | None = None
-        self._capabilities: FocusCapabilities | None = None
 
     # -- link -------------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -143,18 +141,6 @@ class OptotuneLensDriver4(SerialFocusActuator):
         raise AssertionError("unreachable")  # pragma: no cover - _fail always raises
 
     # -- identity ----------------------------------------------------------------------------------
-    @property
-    def identity(self) -> FocusIdentity:
-        self._require()
-        assert self._identity is not None
-        return self._identity
-
-    @property
-    def capabilities(self) -> FocusCapabilities:
-        self._require()
-        assert self._capabilities is not None
-        return self._capabilities
-
     # -- control -----------------------------------------------------------------------------------
     def _set_mode(self, mode: int) -> bytes:
         payload = self._transact(p.set_mode(mode), f"mode {_MODE_NAMES[mode].value}")

@@ -124,8 +124,6 @@ class PinefeatCanonEF(SerialFocusActuator):
         self._table = _DioptreTable(focal_power_table) if focal_power_table is not None else None
         self._clock_ns, self._sleep = clock_ns, sleep
         self._io = threading.RLock()
-        self._identity: FocusIdentity | None = None
-        self._capabilities: FocusCapabilities | None = None
         self._lens_info: dict[str, str] = {}
         self._mode = FocusMode.CURRENT
         self._setpoint_dpt: float | None = None
@@ -275,18 +273,6 @@ class PinefeatCanonEF(SerialFocusActuator):
         return t_command, self._read_position(), t_settled
 
     # -- identity -----------------------------------------------------------------------------------
-    @property
-    def identity(self) -> FocusIdentity:
-        self._require()
-        assert self._identity is not None
-        return self._identity
-
-    @property
-    def capabilities(self) -> FocusCapabilities:
-        self._require()
-        assert self._capabilities is not None
-        return self._capabilities
-
     @property
     def lens_info(self) -> dict[str, str]:
         """The lens's own description (``h``): lens ID, focal length, aperture and focus distance ranges."""
