@@ -7,10 +7,10 @@ value syntax (``--set io.default_evt=2``, ``--set io.hdf5_generation='"4.1"'``).
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import tomllib
 from pydantic import BaseModel, Field, ValidationError
 
 from drivers.config import LensConfig, StrictModel

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Self
 
 import numpy as np
 
@@ -64,8 +64,8 @@ class Frame:
     focal_power_dpt: float | None = None
 
 
-class EventCamera(ABC):
-    """An event camera (live, simulated or replayed). Use as a context manager; ``close()`` never raises."""
+class Camera(ABC):
+    """What every camera has: an identity, a sensor size, and a ``close()`` that never raises."""
 
     @property
     @abstractmethod
@@ -75,6 +75,19 @@ class EventCamera(ABC):
     @abstractmethod
     def geometry(self) -> tuple[int, int]:
         """(width, height) in pixels."""
+
+    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
+        """Stop and release the camera; never raises."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class EventCamera(Camera):
+    """An event camera (live, simulated or replayed). Use as a context manager."""
 
     @property
     def raw_format(self) -> str | None:
@@ -110,27 +123,9 @@ class EventCamera(ABC):
         """Restrict events to one rectangular window."""
         raise NotSupportedError(f"{self.identity.model}: no region of interest")
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
-        """Stop and release the camera; never raises."""
 
-    def __enter__(self) -> EventCamera:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class FrameCamera(ABC):
-    """A frame (RGB or mono) camera. Use as a context manager; ``close()`` never raises."""
-
-    @property
-    @abstractmethod
-    def identity(self) -> CameraIdentity: ...
-
-    @property
-    @abstractmethod
-    def geometry(self) -> tuple[int, int]:
-        """(width, height) in pixels."""
+class FrameCamera(Camera):
+    """A frame (RGB or mono) camera. Use as a context manager."""
 
     @abstractmethod
     def configure(self, *, exposure_us: float, frame_rate_hz: float,
@@ -146,12 +141,3 @@ class FrameCamera(ABC):
     @abstractmethod
     def read(self, timeout_s: float) -> Frame | None:
         """The next frame, or None if none arrived within ``timeout_s``; raises CameraError if the camera is gone."""
-
-    def close(self) -> None:  # noqa: B027
-        """Stop and release the camera; never raises."""
-
-    def __enter__(self) -> FrameCamera:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
