@@ -133,6 +133,36 @@ def _unpack_groups(buf, pos, n, s, w16):
 
 # -- decoding ----------------------------------------------------------------------------------------
 @njit(cache=True)
+def _decode_runs(buf, pos, n, word_bytes, count_bits, field, w16):
+    """Run-length section shared by y runs and p runs: words ``value << count_bits | c`` (u16 or u8), where
+    the all-ones count means the count follows as a u16; each run sets u16 ``field`` of the next c events.
+
+    Returns ``(status, pos)``: the position after the section, or where the damage was found.
+    """
+    size = buf.shape[0]
+    escape = (1 << count_bits) - 1
+    i = 0
+    while i < n:
+        if pos + word_bytes > size:
+            return _TRUNCATED, pos
+        v = _u16(buf, pos) if word_bytes == 2 else np.int64(buf[pos])
+        pos += word_bytes
+        c = v & escape
+        if c == escape:
+            if pos + 2 > size:
+                return _TRUNCATED, pos
+            c = _u16(buf, pos)
+            pos += 2
+        if c > n - i:
+            return _TOO_MANY, pos - word_bytes
+        value = v >> count_bits
+        for k in range(i, i + c):
+            w16[8 * k + field] = value
+        i += c
+    return _OK, pos
+
+
+@njit(cache=True)
 def _decode_kernel(buf, n, pack_yxp, pack_xp, w16, w64):
     """Decode the sections after the 4-byte header into the u16/i64 views of an EventCD array.
 
@@ -193,24 +223,9 @@ def _decode_kernel(buf, n, pack_yxp, pack_xp, w16, w64):
         return _OK, 0, _unpack_groups(buf, pos, n, 8, w16)
 
     # y runs: u16 (y << 5 | c), c == 31 means the count follows as a u16.
-    i = 0
-    while i < n:
-        if pos + 2 > size:
-            return _TRUNCATED, 2, pos
-        v = _u16(buf, pos)
-        pos += 2
-        c = v & 31
-        if c == 31:
-            if pos + 2 > size:
-                return _TRUNCATED, 2, pos
-            c = _u16(buf, pos)
-            pos += 2
-        if c > n - i:
-            return _TOO_MANY, 2, pos - 2
-        y = v >> 5
-        for k in range(i, i + c):
-            w16[8 * k + 1] = y
-        i += c
+    status, pos = _decode_runs(buf, pos, n, 2, 5, 1, w16)
+    if status != _OK:
+        return status, 2, pos
 
     if pack_xp:
         if size - pos < 6 * ((n + 3) // 4):
@@ -234,25 +249,8 @@ def _decode_kernel(buf, n, pack_yxp, pack_xp, w16, w64):
                     w16[8 * i] = x + j + 1
                 i += 1
     # p runs: u8 (p << 7 | c), c == 127 means the count follows as a u16.
-    i = 0
-    while i < n:
-        if pos >= size:
-            return _TRUNCATED, 5, pos
-        v = np.int64(buf[pos])
-        pos += 1
-        c = v & 127
-        if c == 127:
-            if pos + 2 > size:
-                return _TRUNCATED, 5, pos
-            c = _u16(buf, pos)
-            pos += 2
-        if c > n - i:
-            return _TOO_MANY, 5, pos - 1
-        p = v >> 7
-        for k in range(i, i + c):
-            w16[8 * k + 2] = p
-        i += c
-    return _OK, 0, pos
+    status, pos = _decode_runs(buf, pos, n, 1, 7, 2, w16)
+    return status, (0 if status == _OK else 5), pos
 
 
 def ecf_block_length(block: bytes | np.ndarray) -> int:
