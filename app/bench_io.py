@@ -12,12 +12,11 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from capture.formats.hdf5 import Hdf5EventReader, Hdf5EventWriter
-from capture.formats.raw import RawEventReader, RawEventWriter, make_decoder, make_encoder
+from capture.formats.raw import RawEventReader, RawEventWriter, make_decoder, make_encoder, split_by_count
 from capture.formats.rawheader import parse_raw_header
 from drivers.events.synthetic import synthetic_events
 
@@ -46,16 +45,9 @@ def _decode_all(fmt: str, payload: bytes, width: int, height: int, endianness: s
 
 
 def _encode_all(fmt: str, cd, trig, width: int, height: int) -> bytes:
+    """Encode in 1 Mi-event calls, as a recorder appends chunks (each trigger with the piece it falls in)."""
     enc = make_encoder(fmt, width, height)
-    step = 1 << 20
-    out = []
-    for i in range(0, cd.shape[0], step):
-        part = cd[i : i + step]
-        t_hi = int(part["t"][-1]) if i + step < cd.shape[0] else np.iinfo(np.int64).max
-        t_lo = int(part["t"][0]) if i else -1
-        sel = trig[(trig["t"] >= t_lo) & (trig["t"] <= t_hi)] if i else trig[trig["t"] <= t_hi]
-        out.append(enc.encode(part, sel))
-    return b"".join(out)
+    return b"".join(enc.encode(part, ptrig) for part, ptrig in split_by_count(cd, trig, 1 << 20))
 
 
 def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mib: int) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from capture.formats.base import EventFileError
 from capture.formats.iterator import EventsIterator
-from capture.formats.raw import RawEventReader, RawEventWriter
+from capture.formats.raw import RawEventReader, RawEventWriter, split_by_count
 from capture.formats.registry import create_writer, open_events
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events, make_cd, make_triggers
 from drivers.events.synthetic import synthetic_events
@@ -62,11 +62,8 @@ def test_raw_file_round_trip_streamed_in_pieces(tmp_path, stream, fmt):
     cd, trig = stream
     path = tmp_path / f"s_{fmt}.raw"
     with RawEventWriter(path, 640, 480, fmt=fmt, header={"serial_number": "SIM0001"}) as w:
-        for lo in range(0, cd.shape[0], 70_001):
-            hi = lo + 70_001
-            t_lo = cd["t"][lo] if lo else 0
-            t_hi = cd["t"][hi] if hi < cd.shape[0] else np.iinfo(np.int64).max
-            w.write(cd[lo:hi], trig[(trig["t"] >= t_lo) & (trig["t"] < t_hi)])
+        for part, part_trig in split_by_count(cd, trig, 70_001):
+            w.write(part, part_trig)
     with open_events(path) as reader:
         assert (reader.info.format, reader.info.width, reader.info.height) == (fmt, 640, 480)
         assert reader.info.metadata["serial_number"] == "SIM0001"
