@@ -7,6 +7,7 @@ progress and report errors in one line. Anything worth testing without a termina
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -39,9 +40,12 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(lens_app, name="lens")
 app.add_typer(sim_app, name="sim")
 
+@dataclass
 class _State:
+    """The global options of this invocation (set by the top-level callback)."""
+
     config_path: Path | None = None
-    overrides: list[str] = []  # noqa: RUF012 - process-wide CLI state
+    overrides: list[str] = field(default_factory=list)
 
     def config(self) -> FocalrigConfig:
         return load_config(self.config_path, overrides=self.overrides)
