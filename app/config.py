@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from drivers.config import LensConfig, StrictModel
+from drivers.config import EventCameraConfig, FrameCameraConfig, LensConfig, SimConfig, StrictModel
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "sim.toml"
@@ -39,6 +39,9 @@ class FocalrigConfig(StrictModel):
 
     io: EventIOConfig = EventIOConfig()
     lens: LensConfig = LensConfig()
+    event_camera: EventCameraConfig = EventCameraConfig()
+    frame_camera: FrameCameraConfig = FrameCameraConfig()
+    sim: SimConfig = SimConfig()
 
 
 def _set_dotted(data: dict, key: str, value: object) -> None:

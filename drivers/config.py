@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class StrictModel(BaseModel):
@@ -31,3 +31,138 @@ class LensConfig(StrictModel):
         "built-in simulators of the two backends",
     )
     timeout_s: float = Field(0.5, gt=0, le=10, description="reply timeout; a silent device fails after this")
+
+
+class EventCameraConfig(StrictModel):
+    """The event camera: the rig's master clock."""
+
+    backend: Literal["sim", "prophesee", "none"] = Field(
+        "sim",
+        description="sim (ESIM camera of the simulated rig, [sim] section), prophesee (a live camera through OpenEB / "
+        "the Metavision SDK, e.g. an EVK4), or none (no event camera)",
+    )
+    serial: str = Field(
+        "",
+        description="prophesee: serial number of the camera to open (as `metavision_platform_info` prints it); empty "
+        "= the first camera found",
+    )
+    biases: dict[str, int] = Field(
+        default_factory=dict,
+        description="prophesee: sensor biases by name (bias_diff_on, bias_diff_off, bias_fo, bias_hpf, bias_refr), "
+        "in the units I_LL_Biases uses (offsets from the factory default on IMX636); empty = camera defaults",
+    )
+    roi: tuple[int, ...] = Field(
+        (),
+        description="region of interest [x, y, width, height] in sensor pixels; empty = the whole sensor",
+    )
+    chunk_us: int = Field(10_000, gt=0, le=1_000_000,
+                          description="stream time per delivered chunk (µs); the simulator computes one chunk per read")
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_shape(cls, roi: tuple[int, ...]) -> tuple[int, ...]:
+        if roi and (len(roi) != 4 or roi[0] < 0 or roi[1] < 0 or roi[2] <= 0 or roi[3] <= 0):
+            raise ValueError(f"roi must be [] or [x >= 0, y >= 0, width > 0, height > 0], got {list(roi)}")
+        return roi
+
+
+class FrameCameraConfig(StrictModel):
+    """The RGB (or mono) frame camera."""
+
+    backend: Literal["sim", "opencv", "basler", "none"] = Field(
+        "sim",
+        description="sim (simulated camera of the rig, [sim] section), opencv (a UVC/V4L2 camera or a video file "
+        "through cv2.VideoCapture), basler (pypylon), or none (no frame camera)",
+    )
+    source: str = Field(
+        "0",
+        description="opencv: a camera index (0, 1, ...) or the path of a video file (a file is replayed; "
+        "times on the host clock)",
+    )
+    serial: str = Field("", description="basler: serial number of the camera; empty = the first camera found")
+    pixel_format: str = Field(
+        "",
+        description="basler: GenICam PixelFormat (Mono8, BayerRG8, RGB8, ...); empty = keep the camera's setting",
+    )
+    realtime: bool = Field(
+        True,
+        description="opencv video files: deliver frames at the file's frame rate (true) or as fast as they decode",
+    )
+    trigger_line: str = Field(
+        "Line1", description="basler: input line of the external frame trigger (TriggerSource for FrameStart)"
+    )
+    strobe_line: str = Field(
+        "",
+        description="basler: output line to drive with ExposureActive (the strobe into the event camera's trigger "
+        "in), e.g. Line2; empty = leave the lines as they are",
+    )
+
+
+class SimConfig(StrictModel):
+    """The simulated world shared by the simulated cameras (used when either camera backend is sim)."""
+
+    rgb_size: tuple[int, int] = Field((320, 240), description="frame camera resolution [width, height]")
+    event_size: tuple[int, int] = Field(
+        (320, 240), description="event sensor resolution [width, height] (the view is mirrored by the beam splitter)"
+    )
+    depths_dpt: tuple[float, ...] = Field(
+        (0.5, 1.5, 3.0), min_length=1,
+        description="depths of the scene's layers in dioptres (1/m), far to near in any order",
+    )
+    seed: int = Field(0, ge=0, description="seed of the scene texture and of every noise source")
+    realtime: bool = Field(
+        True,
+        description="deliver events and frames at the pace of the wall clock (true, like live cameras) or as fast as "
+        "they simulate (false: batch runs and tests)",
+    )
+    strobe_channel: int = Field(0, ge=0, le=31,
+                                description="event-camera trigger-in channel wired to the frame camera's strobe")
+    sync_channel: int | Literal["none"] = Field(
+        1, description="event-camera trigger-in channel wired to the lens driver's sync output, or \"none\""
+    )
+    sweep_hz: float = Field(
+        10.0, gt=0,
+        description="focal sweep used when the lens is not the rig's built-in LD4 simulator (optosim://); with it, "
+        "the simulated rig follows whatever the lens is commanded instead",
+    )
+    sweep_low_dpt: float = Field(0.0, description="low end of that sweep (dpt)")
+    sweep_high_dpt: float = Field(4.0, description="high end of that sweep (dpt)")
+    sweep_waveform: Literal["sine", "triangle", "rectangle"] = Field("sine", description="waveform of that sweep")
+    event_threshold: float = Field(0.22, gt=0, le=2,
+                                   description="ESIM contrast threshold in ln units (0.22 ≈ the IMX636's 25 %)")
+    event_threshold_sigma: float = Field(0.03, ge=0, le=1, description="pixel-to-pixel spread of the threshold")
+    refractory_us: float = Field(100.0, ge=0, description="event pixel refractory period (µs)")
+    noise_rate_hz: float = Field(0.1, ge=0, description="background (shot-noise) events per pixel per second")
+    hot_pixels: int = Field(0, ge=0, description="number of hot pixels firing at 100 Hz")
+    read_noise_e: float = Field(3.0, ge=0, description="frame camera read noise (electrons RMS)")
+    full_well_e: float = Field(10_000.0, gt=0, description="frame camera full-well capacity (electrons)")
+    bit_depth: int = Field(8, ge=1, le=16, description="frame camera ADC bits (8: uint8 images, more: uint16)")
+    frame_drop_every: int = Field(0, ge=0,
+                                  description="drop every n-th frame (n >= 2) to exercise drop handling; 0: never")
+
+    @field_validator("sync_channel", mode="before")
+    @classmethod
+    def _sync_range(cls, value: object) -> object:
+        if value != "none" and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 31):
+            raise ValueError(f"sync_channel must be a channel 0..31 or \"none\" (not wired), got {value!r}")
+        return value
+
+    @field_validator("sweep_high_dpt")
+    @classmethod
+    def _sweep_order(cls, high: float, info: ValidationInfo) -> float:
+        low = info.data.get("sweep_low_dpt")
+        if low is not None and high <= low:
+            raise ValueError(f"sweep_high_dpt ({high}) must be above sweep_low_dpt ({low})")
+        return high
+
+    @field_validator("frame_drop_every")
+    @classmethod
+    def _drop(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("frame_drop_every = 1 would drop every frame; use 0 (never) or >= 2")
+        return value
+
+    @property
+    def sync(self) -> int | None:
+        """``sync_channel`` as a channel number, None when not wired."""
+        return None if self.sync_channel == "none" else int(self.sync_channel)

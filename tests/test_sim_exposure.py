@@ -50,7 +50,8 @@ def test_commanded_waveform_hits_low_high_and_mid_at_the_right_times(waveform):
         np.testing.assert_allclose(np.diff(c)[rising[:-1]], 2.5 / (T / 2) * (t[1] - t[0]), rtol=1e-9)
 
 
-@pytest.mark.parametrize("waveform,freq", [("sine", 5.0), ("sine", 40.0), ("triangle", 2.0), ("triangle", 20.0)])
+@pytest.mark.parametrize("waveform,freq", [("sine", 5.0), ("sine", 40.0), ("triangle", 2.0), ("triangle", 20.0),
+                                            ("rectangle", 5.0)])
 def test_actual_matches_an_independent_time_stepped_integration_of_the_ld4_lens_model(waveform, freq):
     lens = LensModel()
     tr = SweepTrajectory(freq, 0.5, 3.0, waveform=waveform, lens=lens)
@@ -93,6 +94,21 @@ def test_measured_mid_sweep_crossings_lag_the_command_by_lag_us_on_both_halves(w
     np.testing.assert_allclose(up, tr.lag_us, atol=0.05)
     np.testing.assert_allclose(down, tr.lag_us, atol=0.05)
     assert 0 < tr.lag_us < tr.period_us / 4  # a true delay; the triangle's ringing can push it past τ + 2ζ/ω₀
+
+
+def test_rectangle_jumps_at_the_half_periods_and_the_lens_crosses_mid_level_lag_us_after_each_jump():
+    tr = SweepTrajectory(5.0, 0.5, 3.0, waveform="rectangle", t0_us=777.0)
+    T = tr.period_us
+    assert tr.commanded_dpt(777.0) == 3.0 and tr.commanded_dpt(777.0 + T / 2) == 0.5  # high first, as the LD4
+    assert tr.commanded_dpt(777.0 - 1e-3) == 0.5
+    t = np.arange(0.0, 3 * T, 0.5)
+    a = tr.actual_dpt(t)
+    up = up_crossings(t, a, 1.75) - (777.0 + T * np.arange(3))
+    down = up_crossings(t, -a, -1.75) - (777.0 + T * (np.arange(3) + 0.5))
+    np.testing.assert_allclose(up, tr.lag_us, atol=0.05)
+    np.testing.assert_allclose(down, tr.lag_us, atol=0.05)
+    assert 1000 < tr.lag_us < 5000  # the step response's half-rise: lag τ plus the resonance's rise
+    assert tr.power_range()[1] > 3.0  # the 150 Hz resonance overshoots the step
 
 
 def test_slow_triangle_is_the_command_delayed_by_the_ramp_lag_with_unchanged_slope():

@@ -29,3 +29,24 @@ def test_frames_pair_with_strobe_edges_on_the_event_clock():
         mid_us = (f.exposure_start_us + f.exposure_end_us) / 2  # rounded edges: within 1 µs of the true mid
         assert abs(f.focal_power_dpt - float(rig.trajectory.actual_dpt(mid_us))) < 1e-3
     assert rising.shape[0] == 6 and falling.shape[0] == 6  # 100 Hz over 60 ms, dropped frame included
+
+
+def test_lens_path_switches_segments_at_their_starts_and_clips_sync_edges_to_them():
+    from drivers.sim.trajectory import ConstantTrajectory, LensPath, SweepTrajectory
+
+    sweep = SweepTrajectory(10.0, 1.0, 2.0)  # rising sync edges at 0, 100 ms, ...; falling at 50 ms, ...
+    path = LensPath(ConstantTrajectory(0.5))
+    path.set(120_000.0, sweep)
+    path.set(260_000.0, ConstantTrajectory(1.5))
+    t = np.array([0.0, 119_999.0, 150_000.0, 200_000.0, 259_999.0, 260_000.0, 1e6])
+    expected = [0.5, 0.5, float(sweep.actual_dpt(150_000.0)), float(sweep.actual_dpt(200_000.0)),
+                float(sweep.actual_dpt(259_999.0)), 1.5, 1.5]
+    np.testing.assert_allclose(path.actual_dpt(t), expected)
+    times, pol = path.sync_edges(0.0, 1e6)
+    np.testing.assert_allclose(times, [150_000.0, 200_000.0, 250_000.0])  # only while the sweep is in force
+    assert pol.tolist() == [0, 1, 0]
+    assert path.power_range() == (0.5, sweep.power_range()[1])
+    version = path.version
+    path.set(200_000.0, ConstantTrajectory(0.8))  # re-commanding in the past replaces what came after
+    assert path.version == version + 1 and [s for s, _ in path.segments] == [-np.inf, 120_000.0, 200_000.0]
+    assert path.actual_dpt(1e6) == 0.8

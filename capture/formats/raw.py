@@ -19,42 +19,13 @@ import numpy as np
 
 from capture.formats.base import EventFileError, EventFileInfo, EventFileReader, EventFileWriter
 from capture.formats.rawheader import RawHeaderError, build_raw_header, parse_raw_header
-from drivers.events.codec import DecoderSnapshot, EventDecoder, EventEncoder
+from drivers.events.codec import DecoderSnapshot
+from drivers.events.formats import make_decoder, make_encoder
 
 log = logging.getLogger(__name__)
 
 _HEADER_PROBE_BYTES = 1 << 16
 DEFAULT_BLOCK_BYTES = 4 << 20
-
-
-def make_decoder(fmt: str, width: int, height: int, endianness: str | None = None) -> EventDecoder:
-    """The streaming decoder for a RAW format name (``EVT2``, ``EVT21``, ``EVT3``)."""
-    if fmt == "EVT3":
-        from drivers.events.evt3 import Evt3Decoder
-
-        return Evt3Decoder(width, height)
-    if fmt == "EVT2":
-        from drivers.events.evt2 import Evt2Decoder
-
-        return Evt2Decoder(width, height)
-    if fmt == "EVT21":
-        from drivers.events.evt21 import Evt21Decoder
-
-        return Evt21Decoder(width, height, endianness=endianness or "little")
-    raise ValueError(f"no decoder for RAW format {fmt!r}")
-
-
-def make_encoder(fmt: str, width: int, height: int) -> EventEncoder:
-    """The streaming encoder for a writable RAW format name (``EVT3`` or ``EVT2``)."""
-    if fmt == "EVT3":
-        from drivers.events.evt3 import Evt3Encoder
-
-        return Evt3Encoder(width, height)
-    if fmt == "EVT2":
-        from drivers.events.evt2 import Evt2Encoder
-
-        return Evt2Encoder(width, height)
-    raise ValueError(f"focalrig writes RAW as EVT3 or EVT2, not {fmt!r}")
 
 
 def split_by_count(

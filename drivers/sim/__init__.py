@@ -22,6 +22,7 @@ from drivers.sim.clock import MonotonicClock, VirtualClock
 from drivers.sim.link import PtyServer
 from drivers.sim.optotune_sim import (
     Faults,
+    LensDrive,
     LensDriver4Sim,
     LensModel,
     ReceivedFrame,
@@ -39,6 +40,7 @@ __all__ = [
     "CefFaults",
     "EFLens",
     "Faults",
+    "LensDrive",
     "LensDriver4Sim",
     "LensModel",
     "MonotonicClock",

@@ -26,41 +26,21 @@ _MIN_THRESHOLD = 0.01
 
 
 @njit(cache=True, nogil=True)
-def _count_crossings(l_new, l_prev, l_ref, c_pos, c_neg):
-    """Number of threshold crossings in the interval (an upper bound on the events the emit pass produces).
+def _emit(l_new, l_prev, l_ref, t_last, c_pos, c_neg, t0, t1, refractory, width, start, xs, ys, ps, ts):
+    """Emit the crossings of pixels ``start``… between samples at ``t0`` and ``t1`` (µs), updating the state in place.
 
-    Uses the very same level arithmetic as ``_emit`` so the two passes agree on every crossing.
+    One pass over the pixels (the state is a few MB at VGA, so a pass is memory-bound: no separate counting pass).
+    When ``xs``/``ys``/``ps``/``ts`` are full it stops *before* writing the next event, with that pixel's L_ref
+    advanced only past the levels already handled and its L_prev untouched, so calling again from the returned
+    pixel with fresh buffers continues exactly. Returns (events written, pixel to resume from or n_pixels).
     """
     n = 0
-    for i in range(l_new.shape[0]):
-        a = l_prev[i]
-        b = l_new[i]
-        if b >= a:
-            c = c_pos[i]
-            level = l_ref[i] + c
-            while a < level <= b:
-                n += 1
-                level = level + c
-        else:
-            c = c_neg[i]
-            level = l_ref[i] - c
-            while b <= level < a:
-                n += 1
-                level = level - c
-    return n
-
-
-@njit(cache=True, nogil=True)
-def _emit(l_new, l_prev, l_ref, t_last, c_pos, c_neg, t0, t1, refractory, width, xs, ys, ps, ts):
-    """Emit the crossings of every pixel between samples at ``t0`` and ``t1`` (µs), updating the state in place.
-
-    Returns the number of events written to ``xs``/``ys``/``ps``/``ts`` (pixel-major order).
-    """
-    n = 0
+    cap = xs.shape[0]
     dt = t1 - t0
-    for i in range(l_new.shape[0]):
+    n_pix = l_new.shape[0]
+    for i in range(start, n_pix):
         a = l_prev[i]
-        b = l_new[i]
+        b = np.float64(l_new[i])
         ref = l_ref[i]
         if b >= a:
             c = c_pos[i]
@@ -72,6 +52,9 @@ def _emit(l_new, l_prev, l_ref, t_last, c_pos, c_neg, t0, t1, refractory, width,
         while (a < level <= b) if pol == 1 else (b <= level < a):
             t = t0 + (level - a) / (b - a) * dt
             if t - t_last[i] >= refractory:
+                if n == cap:
+                    l_ref[i] = ref
+                    return n, i
                 xs[n] = i % width
                 ys[n] = i // width
                 ps[n] = pol
@@ -82,7 +65,7 @@ def _emit(l_new, l_prev, l_ref, t_last, c_pos, c_neg, t0, t1, refractory, width,
             level = ref + c
         l_ref[i] = ref
         l_prev[i] = b
-    return n
+    return n, n_pix
 
 
 class EventSensorModel:
@@ -110,6 +93,7 @@ class EventSensorModel:
         self._l_prev = np.zeros(n)
         self._t_last = np.full(n, -np.inf)
         self._t_prev: float | None = None
+        self._capacity = 1024
 
     @property
     def reference(self) -> np.ndarray:
@@ -134,14 +118,18 @@ class EventSensorModel:
             return np.empty(0, EVENT_CD)
         if t_us < self._t_prev:
             raise ValueError(f"time went back: {t_us} µs after {self._t_prev} µs")
-        cap = _count_crossings(l_new, self._l_prev, self._l_ref, self.c_pos, self.c_neg)
-        xs = np.empty(cap, np.uint16)
-        ys = np.empty(cap, np.uint16)
-        ps = np.empty(cap, np.int16)
-        ts = np.empty(cap, np.int64)
-        n = _emit(l_new, self._l_prev, self._l_ref, self._t_last, self.c_pos, self.c_neg, self._t_prev, t_us,
-                  self.refractory_us, self.width, xs, ys, ps, ts)
-        events = concat_events([make_cd(xs[:n], ys[:n], ps[:n], ts[:n]), self._noise(self._t_prev, t_us)], EVENT_CD)
+        parts, pixel, capacity, total = [], 0, self._capacity, 0
+        while pixel < l_new.shape[0]:  # usually once: the buffers are sized from the previous step's count
+            xs, ys = np.empty(capacity, np.uint16), np.empty(capacity, np.uint16)
+            ps, ts = np.empty(capacity, np.int16), np.empty(capacity, np.int64)
+            n, pixel = _emit(l_new, self._l_prev, self._l_ref, self._t_last, self.c_pos, self.c_neg, self._t_prev,
+                             t_us, self.refractory_us, self.width, pixel, xs, ys, ps, ts)
+            parts.append(make_cd(xs[:n], ys[:n], ps[:n], ts[:n]))
+            total += n
+            capacity *= 2
+        self._capacity = max(1024, total + total // 4)
+        parts.append(self._noise(self._t_prev, t_us))
+        events = concat_events(parts, EVENT_CD)
         self._t_prev = t_us
         return events[np.argsort(events["t"], kind="stable")]
 
@@ -156,6 +144,19 @@ class EventSensorModel:
         times = np.floor(self._rng.uniform(t0, t1, pix.size) + 0.5).astype(np.int64)
         pols = self._rng.integers(0, 2, pix.size)
         return make_cd(pix % self.width, pix // self.width, pols, times)
+
+
+@njit(cache=True, nogil=True)
+def _exceeds(a, b, limit):
+    """max |a − b| > limit for flat arrays, in one pass that stops at the first element over it (no temporaries)."""
+    for i in range(a.shape[0]):
+        if abs(a[i] - b[i]) > limit:
+            return True
+    return False
+
+
+def _flat(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image).ravel()
 
 
 def adaptive_samples(render: Callable[[float], np.ndarray], t0_us: float, t1_us: float, *, threshold: float = 0.2,
@@ -178,7 +179,7 @@ def adaptive_samples(render: Callable[[float], np.ndarray], t0_us: float, t1_us:
         stack = [(float(t_end), render(float(t_end)))]  # pending right ends, nearest on top
         while stack:
             t, img = stack[-1]
-            if t - prev_t > min_dt_us and np.max(np.abs(img - prev_l)) > limit:
+            if t - prev_t > min_dt_us and _exceeds(_flat(img), _flat(prev_l), limit):
                 mid = 0.5 * (prev_t + t)
                 stack.append((mid, render(mid)))
                 continue

@@ -23,7 +23,7 @@ from drivers.events.evt3 import Evt3Encoder
 from drivers.sim.esim import EventSensorModel, adaptive_samples
 from drivers.sim.optics import LogLumaCache
 from drivers.sim.rig import SimRig
-from drivers.sim.trajectory import TABLE_SIZE, trigger_events
+from drivers.sim.trajectory import trigger_events
 
 #: IMX636 (Gen 4.2) nominal contrast sensitivity of about 25 %: ln(1.25).
 IMX636_THRESHOLD = 0.22
@@ -42,9 +42,10 @@ class SimEventCamera(EventCamera):
     frame camera's strobe edges, ``rig.sync_channel`` the lens driver's sync edges.
 
     With ``log_luma_cache`` (default) the log luminance comes from a :class:`~drivers.sim.optics.LogLumaCache`
-    over the trajectory's range of actual power (plus a small margin): nodes ≤ 0.1 px of blur/breathing apart,
+    over the lens path's range of actual power (plus a margin): nodes ≤ 0.1 px of blur/breathing apart,
     filled lazily, linearly interpolated in between; memory ≤ nodes·H·W·4 bytes (≈ 100 MB at 320x240, 0–4 dpt).
-    Without it every sample is rendered directly (slow: ~4 ms per sample at 320x240).
+    A lens command that leaves that range (the rig following a simulated lens driver) rebuilds the cache for the
+    wider range. Without it every sample is rendered directly (slow: ~4 ms per sample at 320x240).
     """
 
     def __init__(self, rig: SimRig, *, chunk_us: int = 10_000, realtime: bool = False,
@@ -74,7 +75,10 @@ class SimEventCamera(EventCamera):
         self._wall_start = 0.0
         self._carry = np.empty(0, EVENT_CD)  # events rounded onto the next chunk's first µs
         self._last_sample: tuple[float, np.ndarray] | None = None
-        self._cache = self._make_cache(rig) if log_luma_cache else None
+        self._use_cache = bool(log_luma_cache)
+        self._cache: LogLumaCache | None = None
+        self._cache_version = -1
+        self._refresh_cache()
 
     # -- EventCamera -----------------------------------------------------------------------------------
     @property
@@ -105,6 +109,7 @@ class SimEventCamera(EventCamera):
         if self._state == "idle":
             self._state = "streaming"
             self._wall_start = time.monotonic()
+            self.rig.start_clock()
 
     def stop(self) -> None:
         """Stop the stream; nothing is buffered (chunks are simulated on demand), so ``read`` then returns None."""
@@ -121,10 +126,13 @@ class SimEventCamera(EventCamera):
                 return None
             if wait > 0:
                 time.sleep(wait)
+        self.rig.poll_lens()
+        self._refresh_cache()
         cd = self._simulate(t0, t1)
         triggers = self._triggers(t0, t1)
         raw = self._encoder.encode(cd, triggers)
         self._t_us = t1
+        self.rig.advance(t1)
         return EventChunk(cd, triggers, t1, raw)
 
     def enable_trigger_in(self, channel: int) -> None:
@@ -144,20 +152,28 @@ class SimEventCamera(EventCamera):
         self._state = "stopped"
 
     # -- internals -------------------------------------------------------------------------------------
-    @staticmethod
-    def _make_cache(rig: SimRig) -> LogLumaCache:
-        """Cache over [min, max] of actual_dpt over one period (its table nodes: exact extremes) ± a margin."""
-        traj = rig.trajectory
-        d = traj.actual_dpt(traj.t0_us + traj.period_us * np.arange(4 * TABLE_SIZE) / (4 * TABLE_SIZE))
-        lo, hi = float(np.min(d)), float(np.max(d))
-        margin = 0.01 * (hi - lo) + 1e-6
-        return LogLumaCache(rig.renderer, lo - margin, hi + margin)
+    def _refresh_cache(self) -> None:
+        """(Re)build the cache when the lens path's power range is no longer inside it.
+
+        The range is the path's [min, max] of actual power ± max(1 % of the span, 0.05 dpt), so small changes
+        (a lens re-commanded to a nearby swing, temperature drift) reuse the cache instead of refilling it.
+        """
+        path = self.rig.lens_path
+        if not self._use_cache or path.version == self._cache_version:
+            return
+        self._cache_version = path.version
+        lo, hi = path.power_range()
+        if self._cache is not None and self._cache.d_min <= lo and hi <= self._cache.d_max:
+            return
+        margin = max(0.01 * (hi - lo), 0.05)
+        self._cache = LogLumaCache(self.rig.renderer, lo - margin, hi + margin)
+        self._last_sample = None
 
     def _render(self, t_us: float) -> np.ndarray:
         """Log luma at the lens' actual power at ``t_us``, reusing the previous chunk's last sample at its end."""
         if self._last_sample is not None and self._last_sample[0] == t_us:
             return self._last_sample[1]
-        power = float(self.rig.trajectory.actual_dpt(t_us))
+        power = float(self.rig.lens_path.actual_dpt(t_us))
         if self._cache is not None:
             return self._cache(power)
         return self.rig.renderer.render_log_luma(power)
@@ -197,7 +213,7 @@ class SimEventCamera(EventCamera):
             frames = rig.frames_starting(t0 - rig.exposure_us - 1.0, t1 + 1.0)
             parts.append(trigger_events(*frames.strobe_edges(), rig.strobe_channel))
         if rig.sync_channel is not None and rig.sync_channel in self._enabled:
-            parts.append(trigger_events(*rig.trajectory.sync_edges(t0 - 1.0, t1 + 1.0), rig.sync_channel))
+            parts.append(trigger_events(*rig.lens_path.sync_edges(t0 - 1.0, t1 + 1.0), rig.sync_channel))
         triggers = concat_events(parts, EVENT_EXT_TRIGGER)
         triggers = triggers[(triggers["t"] >= t0) & (triggers["t"] < t1)]
         return triggers[np.argsort(triggers["t"], kind="stable")]

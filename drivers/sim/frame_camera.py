@@ -26,7 +26,7 @@ _NOISE_STREAM = 0x46524D  # "FRM"
 
 
 class SimFrameCamera(FrameCamera):
-    """Free-running RGB camera rendering the rig's scene through its lens trajectory; frame k starts at k / fps.
+    """Free-running RGB camera rendering the rig's scene along its lens path; frame k starts at k / fps.
 
     ``realtime``: ``read`` waits until frame k's exposure has ended on the wall clock, taking the moment of
     ``start()`` as event-clock 0 (for demos and the capture engine's timing paths); otherwise frames come as fast
@@ -57,6 +57,11 @@ class SimFrameCamera(FrameCamera):
     def geometry(self) -> tuple[int, int]:
         scene = self._rig.renderer.scene
         return scene.width, scene.height
+
+    @property
+    def frame_rate_hz(self) -> float:
+        """The rig's frame rate (what ``configure`` last set)."""
+        return self._rig.frame_rate_hz
 
     def configure(self, *, exposure_us: float, frame_rate_hz: float,
                   trigger: Literal["free-run", "external"] = "free-run") -> None:
@@ -91,6 +96,7 @@ class SimFrameCamera(FrameCamera):
         self._wall_origin_s = time.monotonic()
         self._streaming = True
         self._stopped.clear()
+        self._rig.start_clock()
 
     def stop(self) -> None:
         self._streaming = False
@@ -102,6 +108,7 @@ class SimFrameCamera(FrameCamera):
             raise CameraError("simulated frame camera: closed")
         if not self._streaming:
             return None
+        self._rig.poll_lens()
         k = self._next_k
         if self._drop_every is not None and k % self._drop_every == self._drop_every - 1:
             k += 1
@@ -114,7 +121,9 @@ class SimFrameCamera(FrameCamera):
             if wait_s > 0 and self._stopped.wait(wait_s):
                 return None
         self._next_k = k + 1
-        return self._render(k, start_us, end_us, mid_us)
+        frame = self._render(k, start_us, end_us, mid_us)
+        self._rig.advance(end_us)
+        return frame
 
     def frame_at(self, k: int) -> Frame:
         """Frame k as ``read`` delivers it, without streaming: for tests and for re-rendering a frame on demand."""
@@ -128,11 +137,11 @@ class SimFrameCamera(FrameCamera):
     def _render(self, k: int, start_us: float, end_us: float, mid_us: float) -> Frame:
         """Frame k over its window; a pure function of (rig, k), whatever the read order or timing."""
         rig = self._rig
-        linear = expose(rig.renderer, rig.trajectory, start_us, end_us)
+        linear = expose(rig.renderer, rig.lens_path, start_us, end_us)
         image = rig.noise.apply(linear, np.random.default_rng([rig.seed, _NOISE_STREAM, k]))
         return Frame(image=image, index=k, exposure_start_us=int(np.round(start_us)),
                      exposure_end_us=int(np.round(end_us)), clock="event",
-                     focal_power_dpt=float(rig.trajectory.actual_dpt(mid_us)))
+                     focal_power_dpt=float(rig.lens_path.actual_dpt(mid_us)))
 
     def _window(self, k: int) -> tuple[float, float, float]:
         """Frame k's (start, end, mid) in float µs, taken from the rig's own schedule rather than recomputed.

@@ -26,6 +26,7 @@ import math
 import struct
 import threading
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,7 +41,7 @@ from drivers.optotune.protocol import (
     TERMINATOR,
     crc16_arc,
 )
-from drivers.sim.clock import Clock, MonotonicClock
+from drivers.sim.clock import Clock, MonotonicClock, VirtualClock
 from drivers.sim.link import PtyServer, SimulatedSerial, TimedLink
 
 # -- clocks ---------------------------------------------------------------------------------------
@@ -114,6 +115,28 @@ class Faults:
 
 
 @dataclass(frozen=True)
+class LensDrive:
+    """What the driver is making the lens do, as static focal power (before the lens' lag and resonance).
+
+    ``waveform`` "dc" holds ``lower_dpt`` (= ``upper_dpt``): DC current or a focal-power set point. Generator modes
+    swing between the static powers of the lower and upper current codes (after the soft limits) at
+    ``frequency_hz``; sine and triangle are at the lower swing at phase 0, the rectangle at the upper one for the
+    first half period. ``phase_s`` is the device time elapsed since phase 0 when this state was published, so a
+    listener on another clock places phase 0 at (its now − ``phase_s``). ``lens`` carries the dynamics.
+    """
+
+    waveform: Literal["dc", "sine", "triangle", "rectangle"]
+    lower_dpt: float
+    upper_dpt: float
+    frequency_hz: float
+    phase_s: float
+    lens: LensModel
+
+
+DriveListener = Callable[[LensDrive], None]
+
+
+@dataclass(frozen=True)
 class ReceivedFrame:
     """A request as the device executed it: device time and the command bytes without CRC."""
 
@@ -171,6 +194,59 @@ class LensDriver4Sim(TimedLink):
         self.ambient_c = temperature_c
         self.temp_walk_c = temp_walk_c
         self._t_temp = t0
+        self._listeners: list[DriveListener] = []
+        self._published: tuple | None = None
+
+    # -- drive listeners ----------------------------------------------------------------------------
+    def add_listener(self, listener: DriveListener) -> None:
+        """Call ``listener(LensDrive)`` now and after every command that changes the drive (simulated rigs follow
+        the lens this way). It runs on the thread that fed the command, under the simulator's lock: keep it short
+        and do not call back into the simulator. Temperature drift is not published."""
+        with self.lock:
+            self._listeners.append(listener)
+            listener(self.drive_state(self.clock.now()))
+
+    def remove_listener(self, listener: DriveListener) -> None:
+        with self.lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def deliver_pending(self) -> None:
+        """Let every host byte already written reach the device (listeners then see the commands' effect).
+
+        Set commands get no reply, so with a :class:`VirtualClock` nothing would make their latency elapse until
+        the host's next read; a simulated rig following the lens calls this before each camera step, standing in
+        for the time that passes while a camera streams. A real-time clock only delivers what is due by now.
+        """
+        with self.lock:
+            if isinstance(self.clock, VirtualClock) and self._inbox:
+                self.clock.sleep_until(self._inbox[-1][0])
+            self._pump()
+
+    def drive_state(self, t: float) -> LensDrive:
+        """The drive at device time ``t`` (see :class:`LensDrive`)."""
+        imax, temp = self.lens.imax_ma, self.temperature_c
+        if self.mode in (2, 3, 4):
+            lower, upper = (self.lens.static_dpt(self._clamp_raw(raw) * imax / 4095, temp)
+                            for raw in (self.gen_lower_raw, self.gen_upper_raw))
+            waveform = {2: "sine", 3: "triangle", 4: "rectangle"}[self.mode]
+            return LensDrive(waveform, lower, upper, self.gen_mhz / 1000.0, t - self.gen_t0, self.lens)
+        held = self.lens.static_dpt(self._drive_ma(t), temp)
+        return LensDrive("dc", held, held, 0.0, 0.0, self.lens)
+
+    def _publish(self, t: float) -> None:
+        """Tell the listeners if the drive changed (same waveform, swing, frequency and phase origin: no call)."""
+        if not self._listeners:
+            return
+        state = self.drive_state(t)
+        # Powers to 1e-4 dpt (20x finer than the LD4's resolution), so temperature drift alone publishes nothing.
+        key = (state.waveform, round(state.lower_dpt, 4), round(state.upper_dpt, 4), state.frequency_hz,
+               self.gen_t0 if state.waveform != "dc" else None)
+        if key == self._published:
+            return
+        self._published = key
+        for listener in list(self._listeners):
+            listener(state)
 
     # -- link ---------------------------------------------------------------------------------------
     def _inbound(self, data: bytes) -> bytes:
@@ -203,6 +279,7 @@ class LensDriver4Sim(TimedLink):
                 del buf[:len(HANDSHAKE)]
                 self._record(t, HANDSHAKE)
                 self.dc_raw = 0
+                self._publish(t)
                 self._send(t, HANDSHAKE_REPLY)
                 continue
             head = bytes(buf)
@@ -224,6 +301,7 @@ class LensDriver4Sim(TimedLink):
                     del buf[:n + 2]
                     self._record(t, command)
                     self._execute(t, command)
+                    self._publish(t)
                     break
             else:
                 self._nack(t)
