@@ -1,20 +1,33 @@
-"""``ReplayEventCamera``: an event file played back through the live :class:`EventCamera` interface.
+"""Replay through the live device interfaces: ``ReplayEventCamera`` (any event file), ``ReplayFrameCamera`` and
+``ReplayFocus`` (a recording's frames and lens), and ``ReplayRig`` (all three as a :class:`~drivers.rig.Rig`).
 
 Capture, calibration and fusion code is written against pulled cameras; replaying a recording through
 the same interface lets that code run (and be tested) without hardware, at real time for a faithful
-rehearsal or as fast as possible for batch reprocessing.
+rehearsal or as fast as possible for batch reprocessing — the capture engine runs on a ReplayRig exactly as
+on live devices.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from capture.formats import EventFileError, EventFileInfo, EventFileReader, EventsIterator, EventSlice, open_events
-from drivers.camera import CameraError, CameraIdentity, EventCamera, EventChunk, NotSupportedError
+from capture.recording.layout import RecordingError
+from drivers.camera import CameraError, CameraIdentity, EventCamera, EventChunk, Frame, FrameCamera, NotSupportedError
+from drivers.focus import FocusActuator, FocusCapabilities, FocusIdentity, FocusMode, FocusStatus, Unit, Waveform
+from drivers.rig import Rig
+
+if TYPE_CHECKING:
+    from capture.recording.reader import Recording
+
+log = logging.getLogger(__name__)
 
 
 class ReplayEventCamera(EventCamera):
@@ -81,6 +94,7 @@ class ReplayEventCamera(EventCamera):
         self._offset = 0                       # added to every time of the current pass
         self._delivered_in_pass = False
         self._host_start: float | None = None  # clock() at the first read
+        self.at_end = False                    # True once the file (without loop) has been played to its end
 
     # -- EventCamera --------------------------------------------------------------------------------
     @property
@@ -131,6 +145,7 @@ class ReplayEventCamera(EventCamera):
         if self._pending is None:
             self._pending = self._next_slice()
             if self._pending is None:
+                self.at_end = True
                 return None
         sl = self._pending
         if self.speed is not None:
@@ -201,3 +216,181 @@ def _shifted(sl: EventSlice, offset: int) -> EventSlice:
     cd["t"] += offset
     trig["t"] += offset
     return EventSlice(cd, trig, sl.t_start + offset, sl.t_end + offset)
+
+
+class ReplayFrameCamera(FrameCamera):
+    """A recording's frames through the live :class:`FrameCamera` interface, with their recorded indices and times.
+
+    Frames come in recorded order with their original indices (gaps — drops — included), on the event clock
+    as recorded. ``speed`` 1.0 paces them in real time from the first read (a frame is due once its exposure has
+    ended, counted from ``origin_us``), None delivers them as fast as they load. ``configure`` only checks that
+    the requested timing is the recorded one, since a file cannot change its frame rate.
+    """
+
+    def __init__(self, recording: Recording, *, speed: float | None = None, origin_us: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.recording = recording
+        self.frames = recording.frames
+        self.speed = speed
+        self._clock = clock
+        start = self.frames.exposure_start_us
+        self._origin_us = origin_us if origin_us is not None else (int(start[0]) if len(start) else 0)
+        self._next = 0
+        self._host_start: float | None = None
+        self._streaming = False
+        self._stopped = threading.Event()
+        self.at_end = False
+
+    @property
+    def identity(self) -> CameraIdentity:
+        return CameraIdentity("file replay", "recorded frames", self.recording.uid or self.recording.path.name)
+
+    @property
+    def geometry(self) -> tuple[int, int]:
+        return self.recording.frame_geometry or (0, 0)
+
+    def configure(self, *, exposure_us: float, frame_rate_hz: float,
+                  trigger: Literal["free-run", "external"] = "free-run") -> None:
+        plan = self.recording.plan
+        if plan is not None and (abs(plan.frame_rate_hz - frame_rate_hz) > 1e-6 or
+                                 abs(plan.exposure_us - exposure_us) > 1e-6):
+            log.warning("%s: frames were recorded at %g Hz / %g µs, not %g Hz / %g µs; replaying them as recorded",
+                        self.recording.path, plan.frame_rate_hz, plan.exposure_us, frame_rate_hz, exposure_us)
+
+    def start(self) -> None:
+        self._streaming = True
+        self._stopped.clear()
+
+    def stop(self) -> None:
+        self._streaming = False
+        self._stopped.set()
+
+    def read(self, timeout_s: float) -> Frame | None:
+        if not self._streaming:
+            return None
+        if self._next >= len(self.frames):
+            self.at_end = True
+            return None
+        if self.speed is not None:
+            now = self._clock()
+            if self._host_start is None:
+                self._host_start = now
+            end = int(self.frames.exposure_end_us[self._next])
+            wait = self._host_start + (end - self._origin_us) * 1e-6 / self.speed - now
+            if wait > timeout_s:
+                self._stopped.wait(max(timeout_s, 0.0))
+                return None
+            if wait > 0 and self._stopped.wait(wait):
+                return None
+        frame = self.frames[self._next]
+        self._next += 1
+        return frame
+
+    def close(self) -> None:
+        self.stop()
+
+
+class ReplayFocus(FocusActuator):
+    """The lens of a recording: it did what the recording says, so commands are accepted and only compared.
+
+    A command that differs from what was recorded is logged (the replay still shows the recorded sweep); the
+    status reports no measurement (the recorded ones are in the recording's ``lens_measured``).
+    """
+
+    def __init__(self, recording: Recording | None) -> None:
+        self.recording = recording
+        self.commands: list[tuple[str, tuple]] = []
+        plan = recording.plan if recording is not None else None
+        rng = (plan.low_dpt, plan.high_dpt) if plan is not None else None
+        self._caps = FocusCapabilities("dpt", rng or (float("-inf"), float("inf")), rng,
+                                       frozenset({Waveform.SINE, Waveform.TRIANGLE}), None, False)
+
+    def connect(self) -> None:
+        """Nothing to connect: the lens is in the file."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    @property
+    def identity(self) -> FocusIdentity:
+        uid = self.recording.uid if self.recording is not None else None
+        return FocusIdentity("file replay", "recorded lens", uid or "", "")
+
+    @property
+    def capabilities(self) -> FocusCapabilities:
+        return self._caps
+
+    def _record(self, name: str, *args) -> None:
+        self.commands.append((name, args))
+
+    def set_focal_power(self, dpt: float) -> None:
+        self._record("set_focal_power", dpt)
+
+    def set_position(self, raw: float) -> None:
+        self._record("set_position", raw)
+
+    def start_sweep(self, waveform: Waveform, frequency_hz: float, low: float, high: float,
+                    unit: Unit = "dpt") -> None:
+        self._record("start_sweep", waveform.value, frequency_hz, low, high, unit)
+        plan = self.recording.plan if self.recording is not None else None
+        if plan is not None and (plan.waveform, plan.frequency_hz, plan.low_dpt, plan.high_dpt) != (
+                waveform.value, frequency_hz, low, high):
+            log.warning("replay: the recording swept %s %g Hz %g..%g dpt; the plan asks for %s %g Hz %g..%g dpt — "
+                        "the recorded sweep is what the data show", plan.waveform, plan.frequency_hz, plan.low_dpt,
+                        plan.high_dpt, waveform.value, frequency_hz, low, high)
+
+    def stop_sweep(self) -> None:
+        self._record("stop_sweep")
+
+    def status(self) -> FocusStatus:
+        return FocusStatus(FocusMode.OTHER, None, None, None)
+
+    def temperature_c(self) -> float:
+        raise NotSupportedError("a replayed lens has no live temperature; see the recording's lens samples")
+
+    def safe_state(self) -> None:
+        self._record("safe_state")
+
+
+class ReplayRig(Rig):
+    """A recording (folder or bare event file) as a rig: replayed cameras and the recorded lens.
+
+    ``realtime`` paces events and frames as recorded; otherwise they come as fast as they decode. Build it from
+    an open :class:`~capture.recording.Recording` or a path; ``close()`` also closes a recording it opened.
+    """
+
+    def __init__(self, recording: Recording | str | Path, *, realtime: bool = False, chunk_us: int = 10_000) -> None:
+        from capture.recording.reader import Recording
+
+        owns = not isinstance(recording, Recording)
+        rec = Recording.open(recording) if owns else recording
+        speed = 1.0 if realtime else None
+        event_camera = None
+        if rec.events_path is not None:
+            event_camera = ReplayEventCamera(rec.events_path, chunk_us=chunk_us, speed=speed)
+        frame_camera = ReplayFrameCamera(rec, speed=speed, origin_us=rec.metadata.get("t_first_event_us")) \
+            if len(rec.frames) else None
+        if event_camera is None and frame_camera is None:
+            raise RecordingError(f"{rec.path}: nothing to replay (no events and no frames)")
+        super().__init__(ReplayFocus(rec), event_camera, frame_camera, None,
+                         config={"replay": str(rec.path), "realtime": realtime, "chunk_us": chunk_us})
+        self.recording = rec
+        self._owns = owns
+
+    def sweep_starts_us(self) -> list[float]:
+        """The recorded sweeps' starts on the event clock, then the last one's end (what a soft-synced or stepped
+        replay cuts by)."""
+        table = self.recording.sweep_table
+        if not len(table):
+            return []
+        return [float(t) for t in table["t_start_us"]] + [float(table["t_end_us"][-1])]
+
+    @property
+    def at_end(self) -> bool:
+        """True once every replayed stream has been delivered to its end."""
+        return all(cam is None or cam.at_end for cam in (self.event_camera, self.frame_camera))
+
+    def close(self) -> None:
+        super().close()
+        if self._owns:
+            self.recording.close()

@@ -200,3 +200,51 @@ def test_stop_and_close_never_raise_and_end_the_stream():
     cam.close()
     with pytest.raises(CameraError):
         cam.start()
+
+
+# -- ReplayRig: a recording's frames and lens through the device interfaces ------------------------------------
+def _frames_only_recording(folder):
+    """A recording folder with six frames (index 3 dropped by the camera) and no events."""
+    from capture.recording import RecordingWriter
+    from drivers.camera import Frame
+    from tests.capture_rigs import plan
+
+    w = RecordingWriter(folder, uid="f" * 32, plan=plan(frame_rate_hz=100.0).model_dump(mode="json"), describe={},
+                        event_geometry=None, raw_format=None, raw_header=None, calibration_path=None,
+                        extra={"frame_geometry": [8, 6]})
+    frames = [Frame(np.full((6, 8), k, np.uint8), k, 10_000 * k, 10_000 * k + 1000, "event", 0.1 * k)
+              for k in (0, 1, 2, 4, 5, 6)]
+    w.write_frames(frames, ["strobe"] * len(frames))
+    w.close("success", None, {})
+    return frames
+
+
+def test_replay_rig_plays_recorded_frames_with_their_indices_and_pacing(tmp_path):
+    from capture.recording import Recording
+    from capture.replay import ReplayFocus, ReplayFrameCamera, ReplayRig
+    from drivers.focus import Waveform
+
+    frames = _frames_only_recording(tmp_path)
+    clock = FakeClock()
+    with Recording.open(tmp_path) as rec:
+        cam = ReplayFrameCamera(rec, speed=1.0, clock=clock)
+        assert cam.geometry == (8, 6)
+        cam.start()
+        assert cam.read(0.0) is None              # frame 0 is due once its exposure (1 ms) has ended
+        clock.t += 0.001
+        got = [cam.read(0.0)]
+        clock.t += 0.100                          # everything else is due now
+        got += [cam.read(0.0) for _ in range(6)]
+        assert got[-1] is None and cam.at_end
+        played = got[:-1]
+        assert [f.index for f in played] == [f.index for f in frames]  # the camera's drop (index 3) kept
+        assert all(np.array_equal(a.image, b.image) and a.exposure_start_us == b.exposure_start_us
+                   and a.focal_power_dpt == pytest.approx(b.focal_power_dpt)
+                   for a, b in zip(played, frames, strict=True))
+    with ReplayRig(tmp_path) as rig:
+        assert rig.event_camera is None and isinstance(rig.frame_camera, ReplayFrameCamera)
+        lens = rig.lens
+        assert isinstance(lens, ReplayFocus) and lens.capabilities.focal_power_range_dpt == (0.0, 2.0)
+        lens.start_sweep(Waveform.SINE, 25.0, 0.0, 2.0)
+        lens.safe_state()
+        assert [c[0] for c in lens.commands] == ["start_sweep", "safe_state"]

@@ -1,0 +1,292 @@
+"""``focalrig capture``, ``inspect`` and ``simulate``: headless recording, recording summaries, simulated datasets.
+
+Ctrl-C during a capture stops at the end of the sweep in progress and finalises the recording; a second Ctrl-C
+stops at once (the files stay readable). Exit status: 0 success, 130 aborted by the user, 2 failed.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from app.cli_common import console, err_console, friendly_errors
+from app.config import FocalrigConfig, load_config, parse_override
+from capture.engine import CaptureEngine, EngineStatus
+from capture.plan import SweepPlan
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Rig configuration (default: the global "
+                                                "--config, else configs/sim.toml).", show_default=False)]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: plan.sweeps=20 (plan) or "
+                                                  "sim.realtime=false (rig config); TOML values.", show_default=False)]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Parent folder of the recording (default: "
+                                             "plan.out_dir).", show_default=False)]
+SweepsOpt = Annotated[int | None, typer.Option("--sweeps", "-n", min=1, help="Number of sweeps (overrides the "
+                                               "plan).", show_default=False)]
+PlanOpt = Annotated[Path | None, typer.Option("--plan", "-p", help="Sweep plan TOML (default "
+                                              "configs/plans/default.toml).", show_default=False)]
+
+
+def _load(ctx: typer.Context, config: Path | None, set_: list[str] | None, plan_path: Path | None,
+          sweeps: int | None, duration: float | None) -> tuple[FocalrigConfig, SweepPlan]:
+    """The rig config and the plan, with every --set split between them (``plan.*`` keys go to the plan)."""
+    overrides = list(ctx.obj.overrides if ctx.obj else []) + list(set_ or [])
+    plan_sets = [parse_override(o) for o in overrides if o.strip().startswith("plan.")]
+    if sweeps is not None and duration is not None:
+        raise ValueError("give --sweeps or --duration, not both")
+    if sweeps is not None:
+        plan_sets += [("sweeps", sweeps), ("duration_s", "none")]
+    if duration is not None:
+        plan_sets += [("duration_s", duration), ("sweeps", "none")]
+    plan = SweepPlan.load(plan_path, plan_sets)
+    cfg_path = config if config is not None else (ctx.obj.config_path if ctx.obj else None)
+    cfg = load_config(cfg_path, overrides=[o for o in overrides if not o.strip().startswith("plan.")])
+    return cfg, plan
+
+
+def _frame_size(cfg: FocalrigConfig) -> tuple[int, int, int]:
+    """Frame size for volume estimates: the simulator's, else a 640x480 RGB assumption."""
+    if cfg.frame_camera.backend == "none":
+        return (0, 0, 0)
+    if cfg.frame_camera.backend == "sim":
+        return (*cfg.sim.rgb_size, 3)
+    return (640, 480, 3)
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+def _progress_table(st: EngineStatus) -> Table:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    total = "∞" if st.sweeps_total is None else str(st.sweeps_total)
+    drops = ", ".join(f"{k} {v:,}" for k, v in st.drops.items() if v) or "none"
+    table.add_row("state", st.state, "sweeps", f"{st.sweeps_done} / {total}")
+    table.add_row("events", f"{st.event_rate_hz / 1e6:.2f} Mev/s", "frames", f"{st.frame_rate_hz:.1f} fps")
+    table.add_row("disk", f"{_mib(st.bytes_written)} at {st.write_rate_bps / (1 << 20):.1f} MiB/s", "drops",
+                  drops if drops == "none" else f"[bold red]{drops}[/]")
+    table.add_row("event clock", f"{st.t_event_us / 1e6:.2f} s", "sync", "soft (host clock)" if st.soft_synced
+                  else "hardware trigger")
+    return table
+
+
+def run_with_progress(engine: CaptureEngine) -> EngineStatus:
+    """Run ``engine`` in its thread while the terminal shows progress; Ctrl-C once: stop after this sweep,
+    twice: stop now."""
+    presses = 0
+
+    def on_sigint(_signum, _frame) -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            err_console.print("[yellow]Ctrl-C: stopping at the end of this sweep (Ctrl-C again to stop at once)[/]")
+            engine.request_stop()
+        else:
+            err_console.print("[yellow]Ctrl-C again: stopping now[/]")
+            engine.request_stop(immediate=True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        engine.start()
+        with Live(_progress_table(engine.status()), console=err_console, refresh_per_second=4,
+                  transient=False) as live:
+            while engine.status().state != "finished":
+                time.sleep(0.25)
+                live.update(_progress_table(engine.status()))
+            live.update(_progress_table(engine.status()))
+        return engine.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _report(st: EngineStatus) -> None:
+    """Final line(s) and the exit code: 0 success, 130 aborted, 2 failed."""
+    where = f" → {st.recording}" if st.recording else ""
+    if st.exit_status == "success":
+        console.print(f"[green]capture finished[/]: {st.sweeps_done} sweeps, {st.events_total:,} events, "
+                      f"{st.frames_total:,} frames{where}", highlight=False)
+        return
+    if st.exit_status == "aborted":
+        console.print(f"[yellow]capture aborted[/] ({st.reason}): {st.sweeps_done} sweeps kept{where}",
+                      highlight=False)
+        raise typer.Exit(130)
+    err_console.print(f"[bold red]error:[/] capture failed: {st.reason}{where}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@friendly_errors
+def capture_cmd(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    out: OutOpt = None,
+    sweeps: SweepsOpt = None,
+    duration: Annotated[float | None, typer.Option("--duration", "-d", min=0.001, help="Seconds to record "
+                                                   "(overrides the plan).", show_default=False)] = None,
+    plan: PlanOpt = None,
+    set_: SetOpt = None,
+    calibration: Annotated[Path | None, typer.Option(help="Calibration file to note in the recording's "
+                                                     "provenance.", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved plan and the expected data "
+                                          "volume; touch no device.")] = False,
+) -> None:
+    """Record synchronised events, frames and lens trajectory into a new recording folder (no GUI)."""
+    from capture.recording import preflight
+    from drivers.registry import open_rig
+
+    cfg, sweep_plan = _load(ctx, config, set_, plan, sweeps, duration)
+    out_dir = out if out is not None else Path(sweep_plan.out_dir)
+    frame_size = _frame_size(cfg)
+    volume = sweep_plan.expected_volume(frame_size)
+    if dry_run:
+        console.print(sweep_plan.to_toml(), highlight=False, markup=False)
+        n = sweep_plan.sweeps_total
+        console.print(f"# {'unbounded (estimate for 60 s)' if n is None else f'{n} sweeps'}: "
+                      f"{volume['duration_s']:.2f} s, {volume['frames']:.0f} frames "
+                      f"{frame_size[0]}x{frame_size[1]}x{frame_size[2]} = {_mib(volume['frames_bytes'])}, events at "
+                      f"{sweep_plan.expected_event_rate_mev_s:g} Mev/s ≈ {_mib(volume['events_bytes'])}; total ≈ "
+                      f"{_mib(volume['total_bytes'])} into {out_dir}", highlight=False, markup=False)
+        return
+    preflight(out_dir, volume["total_bytes"], sweep_plan.min_free_mib)  # before any device is touched
+    with open_rig(cfg) as rig:
+        engine = CaptureEngine(rig, sweep_plan, out_dir, calibration_path=calibration, keep_sweeps=False)
+        st = run_with_progress(engine)
+    _report(st)
+
+
+@friendly_errors
+def simulate_cmd(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    out: OutOpt = None,
+    sweeps: SweepsOpt = None,
+    plan: PlanOpt = None,
+    set_: SetOpt = None,
+    realtime: Annotated[bool, typer.Option("--realtime/--fast", help="Pace the simulation like live cameras, or "
+                                           "simulate as fast as possible (default).")] = False,
+) -> None:
+    """A capture on the simulated rig plus ground truth (all-in-focus, depth, homography, lens trajectory)."""
+    from capture.recording.ground_truth import write_ground_truth
+    from drivers.registry import open_rig
+
+    set_ = [*list(set_ or []), f"sim.realtime={'true' if realtime else 'false'}"]
+    cfg, sweep_plan = _load(ctx, config, set_, plan, sweeps, None)
+    if "sim" not in (cfg.event_camera.backend, cfg.frame_camera.backend):
+        raise ValueError("simulate needs the simulated cameras: event_camera.backend / frame_camera.backend = "
+                         "\"sim\" (as in configs/sim.toml)")
+    out_dir = out if out is not None else Path(sweep_plan.out_dir)
+    from capture.recording import preflight
+
+    preflight(out_dir, sweep_plan.expected_volume(_frame_size(cfg))["total_bytes"], sweep_plan.min_free_mib)
+    with open_rig(cfg) as rig:
+        engine = CaptureEngine(rig, sweep_plan, out_dir, keep_sweeps=False)
+        st = run_with_progress(engine)
+        if st.recording is not None and rig.sim is not None:
+            write_ground_truth(st.recording, rig.sim, 0.0, max(st.t_event_us, 1))
+            console.print(f"ground truth → {st.recording / 'ground_truth'}", highlight=False)
+    _report(st)
+
+
+def _fmt_rate(hz: float) -> str:
+    return f"{hz / 1e6:.3f} Mev/s" if hz >= 1e5 else f"{hz:,.0f} ev/s"
+
+
+@friendly_errors
+def inspect_cmd(
+    recording: Annotated[Path, typer.Argument(help="A recording folder, or a bare .raw/.hdf5 event file.")],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write event rate and focal power over time to this "
+                                              "PNG.", show_default=False)] = None,
+) -> None:
+    """Summarise a recording: outcome, duration, sweeps, counts, rates, sync quality, completeness."""
+    import numpy as np
+
+    from capture.recording import Recording
+    from capture.recording.summary import summarize
+
+    with Recording.open(recording) as rec:
+        s = summarize(rec)
+        table = Table(title=str(recording), show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        colour = {"success": "green", "aborted": "yellow", "failed": "red", "incomplete": "red"}.get(s["status"], "")
+        status = f"[{colour}]{s['status']}[/]" if colour else s["status"]
+        if s["status"] == "incomplete":
+            status += " (no stop document: the capture was killed or lost power; data up to the last flush is " \
+                      f"readable, last flushed sweep {s.get('last_flushed_sweep')})"
+        table.add_row("status", status + (f" — {s['reason']}" if s.get("reason") else ""))
+        if s.get("uid"):
+            table.add_row("uid", s["uid"])
+        if "plan" in s:
+            p = s["plan"]
+            freq = f" {p['frequency_hz']:g} Hz" if p["frequency_hz"] else ""
+            table.add_row("plan", f"{p['name']}: {p['waveform']}{freq} {p['range_dpt'][0]:g}..{p['range_dpt'][1]:g} "
+                                  f"dpt, frames {p['frame_rate_hz']:g} fps")
+        table.add_row("duration", f"{s['duration_s']:.3f} s")
+        sw = s["sweeps"]
+        if sw["count"]:
+            table.add_row("sweeps", f"{sw['count']} (length {sw['mean_ms']:.2f} ms, {sw['min_ms']:.2f}..."
+                                    f"{sw['max_ms']:.2f}; {sw['events_per_sweep']:,.0f} events and "
+                                    f"{sw['frames_per_sweep']:.1f} frames per sweep)")
+        else:
+            table.add_row("sweeps", "0")
+        if "events" in s:
+            e = s["events"]
+            table.add_row("events", f"{e['count']:,} (ON {e['on']:,}); mean {_fmt_rate(e['mean_rate_hz'])}, peak "
+                                    f"{_fmt_rate(e['peak_rate_hz'])} (1 ms)"
+                          + ("; [yellow]file truncated at a flush boundary[/]" if e["truncated"] else ""))
+            edges = ", ".join(f"{k} {v:,}" for k, v in e["trigger_edges"].items())
+            table.add_row("triggers", f"{e['triggers']:,}" + (f" ({edges})" if edges else ""))
+        if "frames" in s:
+            f = s["frames"]
+            table.add_row("frames", f"{f['count']:,} at {f['rate_hz']:.2f} fps, {f['geometry'][0]}x"
+                                    f"{f['geometry'][1]}; {f['on_event_clock']:,} on the event clock; "
+                                    f"{f['index_gaps']} missing indices (camera drops)")
+        sync = s.get("sync") or {}
+        soft = s.get("soft_synced")
+        quality = ("unknown (no sweeps recorded)" if soft is None else
+                   "soft (host clock, ms-level)" if soft else "hardware (lens sync trigger)")
+        if sync:
+            quality += (f"; frames strobe-paired {sync['frames_paired']:,}, unpaired {sync['frames_unpaired']:,}, "
+                        f"exposure mismatch {sync['exposure_mismatch']} (max {sync['max_exposure_error_us']:.0f} µs), "
+                        f"sync edges missed {sync['sync_missed']}, late frames {sync['late_frames']}")
+        table.add_row("sync", quality)
+        if s.get("drops"):
+            table.add_row("drops", ", ".join(f"{k} {v:,}" for k, v in s["drops"].items()))
+        console.print(table)
+        if plot is not None:
+            from app.recording_plot import plot_recording
+
+            frames = rec.frames
+            placed = frames.on_event_clock & np.isfinite(frames.focal_power_dpt)
+            frame_pts = np.column_stack([frames.mid_us[placed], frames.focal_power_dpt[placed]])
+            measured = rec.lens_measured
+            measured = measured[np.isfinite(measured[:, 2])][:, [0, 2]] if len(measured) else np.empty((0, 2))
+            plot_recording(plot, s["rate"], rec.lens_commanded, frame_pts, measured,
+                           f"{recording.name}: {s['status']}")
+            console.print(f"plot → {plot}", highlight=False)
+
+
+@friendly_errors
+def bench_capture_cmd(
+    rate: Annotated[float, typer.Option(help="Synthetic event rate (Mev/s).", min=0.1)] = 20.0,
+    fps: Annotated[float, typer.Option(help="Synthetic 640x480 RGB frame rate.", min=1.0)] = 100.0,
+    seconds: Annotated[float, typer.Option(help="Seconds of live-paced capture.", min=0.5)] = 10.0,
+    out: Annotated[Path | None, typer.Option(help="Keep the recording under this folder (default: a temporary "
+                                             "folder, deleted).", show_default=False)] = None,
+) -> None:
+    """Sustained recording: event rate, 640x480 frame rate, drops, peak RSS and engine overhead per sweep."""
+    from app.bench_capture import run_capture_benchmark
+
+    run_capture_benchmark(console, rate_mev_s=rate, fps=fps, seconds=seconds, out=out)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``capture``, ``inspect``, ``simulate`` and ``bench capture`` to the CLI."""
+    app.command("capture")(capture_cmd)
+    app.command("inspect")(inspect_cmd)
+    app.command("simulate")(simulate_cmd)
+    bench_app.command("capture")(bench_capture_cmd)

@@ -1,0 +1,690 @@
+"""The capture engine: runs a :class:`~capture.plan.SweepPlan` on a :class:`~drivers.rig.Rig`, Qt-free.
+
+Threads (app-notes.md §2.1, §3): one reader per camera pulls ``read()`` in a loop and hands results to one
+queue whose size is bounded per stream (bytes of events, number of frames) — when the writer falls behind, new
+data is dropped and counted, memory never grows; one pipeline thread writes the recording, places frames on the
+event clock (:mod:`capture.sync`), cuts sweeps and emits signals; the control thread (``run()``'s caller or
+``start()``'s thread) sets the devices up, drives stepped sweeps, polls the lens, and tears everything down —
+the lens to its safe state — on success, error and cancel alike. Nothing here needs an event loop: the GUI polls
+``status()`` and the mailboxes on a timer, the CLI blocks in ``run()``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from capture.plan import SweepPlan
+from capture.recording import RecordingWriter, create_recording_dir, preflight
+from capture.replay import ReplayEventCamera, ReplayFrameCamera, ReplayRig
+from capture.signals import Signal
+from capture.sweep import CommandedSweep
+from capture.sync import HostClockMap, StrobeMatcher, SweepAssembler, SyncStats, commanded_samples
+from drivers.camera import EventChunk, Frame
+from drivers.events.dtypes import EVENT_CD, concat_events
+from drivers.focus import Waveform
+from drivers.rig import Rig
+
+log = logging.getLogger(__name__)
+
+HISTORY_POINTS = 20_000
+
+State = Literal["idle", "preparing", "running", "stopping", "finished"]
+ExitStatus = Literal["success", "aborted", "failed"]
+
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """A snapshot of the engine, cheap to take from any thread (the GUI polls it on a timer)."""
+
+    state: State = "idle"
+    sweeps_done: int = 0
+    sweeps_total: int | None = None
+    event_rate_hz: float = 0.0
+    frame_rate_hz: float = 0.0
+    bytes_written: int = 0
+    write_rate_bps: float = 0.0
+    drops: dict[str, int] = field(default_factory=dict)
+    exit_status: ExitStatus | None = None
+    reason: str | None = None
+    recording: Path | None = None
+    soft_synced: bool = False
+    t_event_us: int = 0
+    events_total: int = 0
+    frames_total: int = 0
+    sync: dict = field(default_factory=dict)
+
+
+class EngineSignals:
+    """Emitted from engine threads; slots must be quick (hand work to another thread or event loop)."""
+
+    def __init__(self) -> None:
+        self.started = Signal("started")              # (recording path | None)
+        self.sweep_started = Signal("sweep_started")  # (sweep index)
+        self.sweep_finished = Signal("sweep_finished")  # (SweepData)
+        self.frame = Signal("frame")                  # (Frame on the event clock where synced)
+        self.error = Signal("error")                  # (message)
+        self.finished = Signal("finished")            # (EngineStatus)
+
+
+class _Rates:
+    """Events/s and frames/s over the last second of event time, bytes/s over the last second of wall time."""
+
+    def __init__(self) -> None:
+        self.events: collections.deque[tuple[int, int]] = collections.deque()
+        self.frames: collections.deque[int] = collections.deque()
+        self.bytes: collections.deque[tuple[float, int]] = collections.deque()
+
+    def add_events(self, t_end: int, n: int) -> float:
+        self.events.append((t_end, n))
+        while self.events and self.events[0][0] < t_end - 1_000_000:
+            self.events.popleft()
+        span = t_end - self.events[0][0] if len(self.events) > 1 else 0
+        return sum(n for _, n in list(self.events)[1:]) / (span * 1e-6) if span else 0.0
+
+    def add_frame(self, t_us: int) -> float:
+        self.frames.append(t_us)
+        while self.frames and self.frames[0] < t_us - 1_000_000:
+            self.frames.popleft()
+        span = self.frames[-1] - self.frames[0]
+        return (len(self.frames) - 1) / (span * 1e-6) if span > 0 else 0.0
+
+    def add_bytes(self, total: int) -> float:
+        now = time.monotonic()
+        self.bytes.append((now, total))
+        while self.bytes and self.bytes[0][0] < now - 1.0:
+            self.bytes.popleft()
+        (t0, b0), (t1, b1) = self.bytes[0], self.bytes[-1]
+        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class CaptureEngine:
+    """Runs ``plan`` on ``rig``, recording into a new folder under ``out_dir`` (None: no recording, live only).
+
+    ``keep_sweeps`` builds a :class:`~capture.sweep.SweepData` per sweep and emits ``sweep_finished`` (the GUI and
+    fusion need it; a headless recorder can skip the cost). Queue bounds: ``event_queue_mib`` of event data,
+    ``frame_queue`` frames (waiting for their strobe included); over them data is dropped and counted, except
+    from ``lossless`` sources (default: a simulated rig or a replay not paced in real time), whose readers wait.
+    Files are flushed at least every ``flush_interval_s`` and fsynced at sweep ends (at most twice a second).
+    A hard-synced plan fails (with advice) when no lens sync edge comes within ``sync_timeout_s`` of events.
+    The rig stays open afterwards (its owner closes it); the lens is left in its safe state.
+    """
+
+    def __init__(self, rig: Rig, plan: SweepPlan, out_dir: str | Path | None = None, *,
+                 calibration_path: str | Path | None = None, keep_sweeps: bool = True,
+                 event_queue_mib: float = 128.0, frame_queue: int = 128, flush_interval_s: float = 0.5,
+                 lens_poll_s: float = 0.1, lossless: bool | None = None,
+                 sync_timeout_s: float = 2.0) -> None:
+        if rig.event_camera is None and rig.frame_camera is None:
+            raise ValueError("the rig has no camera: nothing to capture")
+        self.rig = rig
+        self.plan = plan
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.calibration_path = str(calibration_path) if calibration_path is not None else None
+        self.keep_sweeps = keep_sweeps
+        if lossless is None:  # sources not paced by the wall clock can be throttled instead of dropped
+            lossless = (rig.sim is not None and not rig.sim.realtime) or (
+                isinstance(rig, ReplayRig) and rig.config.get("realtime") is False)
+        self.lossless = lossless
+        self.signals = EngineSignals()
+        self.uid = str(uuid.uuid4())
+        self._event_budget = int(event_queue_mib * (1 << 20))
+        self._frame_budget = int(frame_queue)
+        self._flush_interval_s = flush_interval_s
+        self._lens_poll_s = lens_poll_s
+        self._sync_timeout_us = sync_timeout_s * 1e6
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)   # readers wait here for queue room (lossless sources)
+        self._status = EngineStatus(sweeps_total=plan.sweeps_total)
+        self._queue: queue.Queue = queue.Queue()
+        self._queued = {"events": 0, "frames": 0}
+        self._drops = {"events": 0, "event_chunks": 0, "frames": 0}
+        self._done = threading.Event()          # the capture should end (plan complete, stop, or failure)
+        self._abort = threading.Event()         # end without draining the queue
+        self._stop_after: int | None = plan.sweeps_total
+        self._exit: tuple[ExitStatus, str | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._latest_frame: Frame | None = None
+        self._recent_events: collections.deque[np.ndarray] = collections.deque()
+        #: Plot histories: the newest HISTORY_POINTS samples (≈ 3 min of 10 ms chunks, ≈ 30 s of 10 Hz sweeps).
+        self._lens_hist: collections.deque[tuple[float, float]] = collections.deque(maxlen=HISTORY_POINTS)
+        self._rate_hist: collections.deque[tuple[float, float]] = collections.deque(maxlen=HISTORY_POINTS)
+        self._stats = SyncStats()
+        self._rates = _Rates()
+        self._clock = HostClockMap()
+        self._writer: RecordingWriter | None = None
+        self._assembler: SweepAssembler | None = None
+        self._strobe: StrobeMatcher | None = None
+        self._measured: list[tuple[float, float, float, float]] = []
+        self._commanded_steps: list[tuple[float, float]] = []
+        self._cmd_host_us: float | None = None
+        self._t_event = 0
+        self._t_first_event: int | None = None
+        self._t_stream: int | None = None         # end of the first chunk: when the event stream began
+        self._n_events = 0
+        self._n_frames = 0
+        self._first_sweep_announced = False
+        #: CPU seconds the pipeline thread spent working (writing, syncing, assembling): the engine's overhead.
+        self.pipeline_busy_s = 0.0
+
+    # -- public API ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run in a background thread and return at once (the GUI's way)."""
+        if self._thread is not None:
+            raise RuntimeError("this engine has already run; build a new one")
+        self._thread = threading.Thread(target=self._run, name="capture-control", daemon=True)
+        self._thread.start()
+
+    def run(self) -> EngineStatus:
+        """Run on the calling thread until the plan is done, stopped or failed (the CLI's way)."""
+        if self._thread is not None:
+            raise RuntimeError("this engine has already run; build a new one")
+        self._thread = threading.current_thread()
+        self._run()
+        return self.status()
+
+    def request_stop(self, immediate: bool = False) -> None:
+        """First call: finish the sweep in progress, then stop; ``immediate``: stop now (files stay readable)."""
+        with self._lock:
+            if immediate:
+                if self._exit is None or self._exit[0] != "failed":
+                    self._exit = ("aborted", "stopped immediately by the user")
+                self._abort.set()
+                self._done.set()
+                return
+            asm = self._assembler
+            current = asm.sweeps_done if asm is not None and asm.started else 0
+            if self._stop_after is None or current + 1 < self._stop_after:
+                self._stop_after = current + 1
+                status = "success" if self.plan.sweeps_total is None else "aborted"
+                self._exit = self._exit or (status, f"stopped by the user after sweep {current}")
+            if asm is None or not asm.started:
+                self._done.set()
+
+    def wait(self, timeout_s: float | None = None) -> EngineStatus:
+        """Block until finished (or ``timeout_s``), then return the status."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+        return self.status()
+
+    def status(self) -> EngineStatus:
+        with self._lock:
+            return dataclasses.replace(self._status, drops=dict(self._drops), sync=self._stats.as_dict())
+
+    def latest_frame(self) -> Frame | None:
+        return self._latest_frame
+
+    def latest_events(self, window_us: int) -> np.ndarray:
+        """CD events of the newest ``window_us`` of the stream (for a live accumulation view)."""
+        cutoff = self._t_event - window_us
+        with self._lock:
+            parts = []
+            for part in reversed(self._recent_events):  # newest first; stop at the first chunk wholly older
+                if part["t"][-1] < cutoff:
+                    break
+                parts.append(part)
+        if not parts:
+            return np.empty(0, EVENT_CD)
+        cd = concat_events(parts[::-1], EVENT_CD)
+        return cd[np.searchsorted(cd["t"], cutoff):]
+
+    def lens_history(self) -> np.ndarray:
+        """(k, 2) [t_us, dpt] of the recent focal power (commanded per sweep, measured where the lens says)."""
+        with self._lock:
+            return np.array(self._lens_hist, dtype=np.float64).reshape(-1, 2)
+
+    def rate_history(self) -> np.ndarray:
+        """(k, 2) [t_us, events/s] per delivered chunk."""
+        with self._lock:
+            return np.array(self._rate_hist, dtype=np.float64).reshape(-1, 2)
+
+    # -- control thread ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        threads: list[threading.Thread] = []
+        pipeline: threading.Thread | None = None
+        try:
+            self._update(state="preparing")
+            self._prepare()
+            pipeline = threading.Thread(target=self._pipeline, name="capture-pipeline", daemon=True)
+            pipeline.start()
+            for cam, target in ((self.rig.event_camera, self._read_events), (self.rig.frame_camera, self._read_frames)):
+                if cam is not None:
+                    threads.append(threading.Thread(target=target, name=f"capture-{target.__name__}", daemon=True))
+            self._start_lens()
+            for cam in (self.rig.event_camera, self.rig.frame_camera):
+                if cam is not None:
+                    cam.start()
+            for t in threads:
+                t.start()
+            self._update(state="running")
+            self.signals.started.emit(self._writer.folder if self._writer else None)
+            self._control_loop()
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            self._teardown(threads, pipeline)
+
+    def _prepare(self) -> None:
+        """Checks and set-up before anything moves: output, disk space, trigger wiring, camera timing."""
+        plan, rig = self.plan, self.rig
+        if self.out_dir is not None:
+            frame_size = (*rig.frame_camera.geometry, 3) if rig.frame_camera is not None else (0, 0, 0)
+            out = preflight(self.out_dir, plan.expected_volume(frame_size)["total_bytes"], plan.min_free_mib)
+        if rig.sim is not None:  # the simulated wiring is known: a plan that disagrees would only time out later
+            for key, planned, wired in (("strobe_channel", plan.strobe_channel, rig.sim.strobe_channel),
+                                        ("sync_channel", plan.sync_channel, rig.sim.sync_channel)):
+                if planned is not None and planned != wired:
+                    raise ValueError(f"plan.{key} = {planned}, but the simulated rig has "
+                                     f"{'nothing' if wired is None else f'channel {wired}'} wired there "
+                                     f"(sim.{key}); set plan.{key}={'none' if wired is None else wired}")
+        if rig.frame_camera is not None:
+            rig.frame_camera.configure(exposure_us=plan.exposure_us, frame_rate_hz=plan.frame_rate_hz)
+        if rig.event_camera is not None:
+            for channel in (plan.strobe_channel if rig.frame_camera is not None else None, plan.sync_channel):
+                if channel is not None:
+                    rig.event_camera.enable_trigger_in(channel)
+        rig.lens.connect()
+        event_geom = rig.event_camera.geometry if rig.event_camera is not None else (0, 0)
+        frame_geom = rig.frame_camera.geometry if rig.frame_camera is not None else (0, 0)
+        template = self._template()
+        hard = plan.sync_channel is not None and rig.event_camera is not None and plan.waveform != "stepped"
+        meta = {"recording_uid": self.uid if self.out_dir else None, "plan": plan.name,
+                "strobe_channel": plan.strobe_channel, "sync_channel": plan.sync_channel,
+                "calibration_file": self.calibration_path}
+        self._assembler = SweepAssembler(template, event_geom, frame_geom, self._stats,
+                                         sync_channel=plan.sync_channel if hard else None, keep=self.keep_sweeps,
+                                         meta=meta, wait_for_frames=rig.frame_camera is not None)
+        if plan.strobe_channel is not None and rig.event_camera is not None and rig.frame_camera is not None:
+            self._strobe = StrobeMatcher(plan.strobe_channel, self._stats)
+        self._update(soft_synced=not hard)
+        if self.out_dir is not None:
+            folder = create_recording_dir(out, plan.name_pattern, plan.name, self.uid)
+            cam = rig.event_camera
+            commanded = {k: v for k, v in dataclasses.asdict(template).items() if k not in ("t0_us", "soft_synced")}
+            self._writer = RecordingWriter(
+                folder, uid=self.uid, plan=plan.model_dump(mode="json"), describe=rig.describe(),
+                event_geometry=cam.geometry if cam is not None else None,
+                raw_format=cam.raw_format if cam is not None else None,
+                raw_header=cam.raw_header if cam is not None else None, calibration_path=self.calibration_path,
+                extra={"commanded": commanded, "event_geometry": list(event_geom) if cam else None,
+                       "frame_geometry": list(frame_geom) if rig.frame_camera else None,
+                       "soft_synced": not hard, "replay_of": str(rig.recording.path)
+                       if isinstance(rig, ReplayRig) else None})
+            self._update(recording=folder)
+
+    def _template(self) -> CommandedSweep:
+        p = self.plan
+        if p.waveform == "stepped":
+            return CommandedSweep("stepped", p.low_dpt, p.high_dpt, 0.0, step_powers_dpt=p.step_powers_dpt,
+                                  dwell_us=p.dwell_ms * 1000.0, soft_synced=True)
+        return CommandedSweep(p.waveform, p.low_dpt, p.high_dpt, 0.0, frequency_hz=p.frequency_hz,
+                              soft_synced=p.sync_channel is None)
+
+    def _event_now(self) -> float | None:
+        """The present on the event clock: the simulated world's clock, or the host clock mapped onto it."""
+        if self.rig.sim is not None:
+            return self.rig.sim.now_us()
+        return self._clock.to_event(time.monotonic_ns() / 1000)
+
+    def _start_lens(self) -> None:
+        plan, lens, asm = self.plan, self.rig.lens, self._assembler
+        assert asm is not None
+        if isinstance(self.rig, ReplayRig) and (plan.waveform == "stepped" or plan.sync_channel is None):
+            for t0 in self.rig.sweep_starts_us():  # the recording's own sweep origins (soft-synced or stepped)
+                asm.add_start(t0)
+            return
+        if plan.waveform == "stepped":
+            lens.set_focal_power(plan.step_powers_dpt[0])
+            return
+        lens.start_sweep(Waveform(plan.waveform), plan.frequency_hz, plan.low_dpt, plan.high_dpt, "dpt")
+        self._cmd_host_us = time.monotonic_ns() / 1000
+        if plan.sync_channel is None and self.rig.sim is not None:
+            asm.set_origin(self.rig.sim.now_us())
+
+    def _control_loop(self) -> None:
+        """Poll the lens, run stepped sweeps, watch for a missing sync, until the capture is done."""
+        stepped = self.plan.waveform == "stepped" and not isinstance(self.rig, ReplayRig)
+        next_poll = time.monotonic()
+        sweep, step, step_due, ended = 0, 0, None, False
+        dwell_us = self.plan.dwell_ms * 1000.0
+        while not self._done.is_set():
+            now = time.monotonic()
+            if now >= next_poll:
+                self._poll_lens()
+                next_poll = now + self._lens_poll_s
+            if stepped and not ended and self._stop_after is not None and sweep >= self._stop_after:
+                t = self._event_now()
+                if t is not None and t >= step_due:  # the last set point has been held: close the last sweep
+                    self._call(lambda t1=t: self._assembler.add_start(t1))
+                    ended = True
+            elif stepped and not ended:
+                t = self._event_now()
+                if t is not None and (step_due is None or t >= step_due):
+                    power = self.plan.step_powers_dpt[step]
+                    if step > 0 or sweep > 0:
+                        self.rig.lens.set_focal_power(power)
+                    t = self._event_now()
+                    if step == 0:
+                        self._call(lambda t0=t: self._assembler.add_start(t0))
+                    with self._lock:
+                        self._commanded_steps.append((t, power))
+                    step_due = t + dwell_us  # each set point held at least dwell_ms, however late it came
+                    step += 1
+                    if step == self.plan.n_planes:
+                        step, sweep = 0, sweep + 1
+            self._check_sync()
+            if isinstance(self.rig, ReplayRig) and self.rig.at_end:
+                with self._lock:
+                    self._exit = self._exit or ("success", "end of the replayed recording")
+                break
+            self._done.wait(0.001 if stepped else 0.02)
+
+    def _check_sync(self) -> None:
+        asm = self._assembler
+        if asm is None or asm.started or asm.sync_channel is None or self._t_stream is None:
+            return
+        if self._t_event - self._t_stream > self._sync_timeout_us + 2 * asm.period_us:
+            raise RuntimeError(f"no lens sync edge on trigger-in channel {asm.sync_channel} within "
+                               f"{(self._t_event - self._t_stream) / 1e6:.1f} s of events; check the sync "
+                               "wiring, or set plan.sync_channel=none for soft sync")
+
+    def _poll_lens(self) -> None:
+        """Measured lens state with its event-clock time (the lens reports focal power only where it knows it)."""
+        st = self.rig.lens.status()
+        t = self._event_now()
+        if t is None:
+            return
+        dpt = st.focal_power_dpt
+        row = (t, np.nan if st.position is None else st.position, np.nan if dpt is None else dpt,
+               np.nan if st.temperature_c is None else st.temperature_c)
+        with self._lock:
+            self._measured.append(row)
+            if dpt is not None:
+                self._lens_hist.append((t, dpt))
+
+    def _fail(self, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("capture failed: %s", reason)
+        with self._lock:
+            if self._exit is None or self._exit[0] != "failed":  # the first failure is the reason
+                self._exit = ("failed", reason)
+        self._done.set()  # what arrived before the failure is still drained into the recording
+        self.signals.error.emit(reason)
+
+    def _teardown(self, threads: list[threading.Thread], pipeline: threading.Thread | None) -> None:
+        """Stop cameras, drain (unless aborting), lens to its safe state, close the files; never raises."""
+        self._update(state="stopping")
+        self._done.set()
+        for cam in (self.rig.event_camera, self.rig.frame_camera):
+            if cam is not None:
+                try:
+                    cam.stop()
+                except Exception as exc:
+                    log.warning("stopping %s failed: %s", type(cam).__name__, exc)
+        for t in threads:
+            t.join(5.0)
+        lens_note = None
+        try:
+            self.rig.lens.safe_state()
+        except Exception as exc:
+            lens_note = f"lens safe state not confirmed: {exc}"
+            log.warning("%s", lens_note)
+        if pipeline is not None:
+            self._queue.put(("end", None))
+            pipeline.join(30.0)
+        with self._lock:
+            exit_status, reason = self._exit or ("success", None)
+        if lens_note and exit_status != "failed":
+            reason = "; ".join(filter(None, [reason, lens_note]))
+        if self._writer is not None:
+            try:
+                self._writer.close(exit_status, reason, self._results())
+            except Exception as exc:
+                exit_status, reason = "failed", "; ".join(filter(None, [reason, f"closing the recording: {exc}"]))
+                log.error("closing the recording failed: %s", exc)
+        self._update(state="finished", exit_status=exit_status, reason=reason)
+        self.signals.finished.emit(self.status())
+
+    def _results(self) -> dict:
+        st = self.status()
+        return {"counts": {"events": self._n_events, "frames": self._n_frames, "sweeps": st.sweeps_done},
+                "drops": dict(self._drops), "sync": self._stats.as_dict(), "soft_synced": st.soft_synced,
+                "t_first_event_us": self._t_first_event, "t_last_event_us": self._t_event}
+
+    # -- reader threads ----------------------------------------------------------------------------------
+    def _read_events(self) -> None:
+        cam = self.rig.event_camera
+        try:
+            while not self._abort.is_set():
+                chunk = cam.read(0.05)
+                if chunk is None:
+                    if self._done.is_set() or (isinstance(cam, ReplayEventCamera) and cam.at_end):
+                        break
+                    continue
+                self._offer("events", chunk, chunk.cd.nbytes + len(chunk.raw or b""), self._event_budget,
+                            len(chunk.cd))
+        except Exception as exc:
+            self._fail(exc)
+
+    def _read_frames(self) -> None:
+        cam = self.rig.frame_camera
+        paced = self.lossless and self.rig.event_camera is not None
+        last_end: int | None = None
+        try:
+            while not self._abort.is_set():
+                # A lossless source (simulation) would render frames far ahead of the event stream, and a
+                # simulated rig's present — when a lens command takes effect — with them: keep them in step.
+                if paced and last_end is not None and last_end > self._t_event and not self._done.is_set():
+                    time.sleep(0.001)
+                    continue
+                frame = cam.read(0.05)
+                if frame is None:
+                    if self._done.is_set() or (isinstance(cam, ReplayFrameCamera) and cam.at_end):
+                        break
+                    continue
+                last_end = frame.exposure_end_us
+                self._offer("frames", frame, 1, self._frame_budget, 1)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _offer(self, stream: str, item: EventChunk | Frame, size: int, budget: int, count: int) -> None:
+        """Queue ``item`` unless its stream's budget is used up; then drop it and count the drop.
+
+        Lossless sources (simulation or replay not paced by the wall clock) wait for room instead: nothing is
+        lost by waiting for them, and a fast simulated frame camera would otherwise run seconds ahead.
+        """
+        host_us = time.monotonic_ns() / 1000
+        with self._space:
+            while self.lossless and self._queued[stream] + size > budget and self._queued[stream] > 0 \
+                    and not self._done.is_set():
+                self._space.wait(0.05)
+            if self._queued[stream] and self._queued[stream] + size > budget and not self.lossless:
+                self._drops[stream] += count
+                if stream == "events":
+                    self._drops["event_chunks"] += 1
+                dropped = True
+            else:
+                self._queued[stream] += size
+                dropped = False
+        if dropped:
+            if stream == "events":
+                self._queue.put(("gap", None))
+            return
+        self._queue.put((stream, (item, host_us, size)))
+
+    # -- pipeline thread ---------------------------------------------------------------------------------
+    def _call(self, fn) -> None:
+        """Run ``fn`` on the pipeline thread (which owns the assembler), in stream order."""
+        self._queue.put(("call", fn))
+
+    def _pipeline(self) -> None:
+        try:
+            while True:
+                try:
+                    kind, payload = self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    kind, payload = "idle", None
+                if self._abort.is_set():
+                    break
+                busy = time.thread_time()
+                if kind == "end":
+                    self._finish_pipeline()
+                    break
+                if kind == "events":
+                    self._on_events(*payload)
+                elif kind == "frames":
+                    self._on_frame(*payload)
+                elif kind == "gap" and self._writer is not None:
+                    self._writer.events_dropped()
+                elif kind == "call":
+                    payload()
+                self._advance()
+                self.pipeline_busy_s += time.thread_time() - busy
+        except Exception as exc:
+            self._fail(exc)
+
+    def _on_events(self, chunk: EventChunk, host_us: float, size: int) -> None:
+        with self._space:
+            self._queued["events"] -= size
+            self._space.notify_all()
+        if self._writer is not None:
+            self._writer.write_events(chunk)
+        self._clock.observe(host_us, chunk.t_end_us)
+        asm = self._assembler
+        if self._cmd_host_us is not None and asm.sync_channel is None and asm.sweeps_done == 0 \
+                and self.rig.sim is None and not isinstance(self.rig, ReplayRig) and self.plan.waveform != "stepped":
+            asm.set_origin(self._clock.to_event(self._cmd_host_us))  # refined until the first sweep is out
+        if self._strobe is not None:
+            self._strobe.add_triggers(chunk.triggers)
+        asm.add_events(chunk.cd, chunk.triggers, chunk.t_end_us)
+        n = len(chunk.cd)
+        if self._t_stream is None:
+            self._t_stream = chunk.t_end_us
+        if self._t_first_event is None and n:
+            self._t_first_event = int(chunk.cd["t"][0])
+        self._n_events += n
+        self._t_event = chunk.t_end_us
+        rate = self._rates.add_events(chunk.t_end_us, n)
+        with self._lock:
+            if n:
+                self._recent_events.append(chunk.cd)
+                total = sum(len(c) for c in self._recent_events)
+                while len(self._recent_events) > 1 and (
+                        self._recent_events[0]["t"][-1] < chunk.t_end_us - 1_000_000 or total > 4_000_000):
+                    total -= len(self._recent_events.popleft())
+            self._rate_hist.append((chunk.t_end_us, rate))
+        self._update(event_rate_hz=rate, t_event_us=chunk.t_end_us, events_total=self._n_events)
+
+    def _on_frame(self, frame: Frame, host_us: float, _size: int) -> None:
+        if self._strobe is not None:
+            self._strobe.add_frame(frame)
+        else:
+            self._place([self._unstrobed(frame, host_us)])
+
+    def _unstrobed(self, frame: Frame, host_us: float) -> Frame:
+        """A frame without strobe pairing: event-clock sources keep their times, host times are mapped."""
+        if frame.clock == "host":
+            t = self._clock.to_event(frame.exposure_start_us)
+            if t is not None:
+                shift = round(t) - frame.exposure_start_us
+                return dataclasses.replace(frame, exposure_start_us=frame.exposure_start_us + shift,
+                                           exposure_end_us=frame.exposure_end_us + shift, clock="event")
+        return frame
+
+    def _place(self, frames: list[Frame], sources: list[str] | None = None) -> None:
+        """Frames with their final times: focal power filled in, written, assembled, announced."""
+        if not frames:
+            return
+        with self._space:  # a frame holds its place in the budget until placed (strobe wait included)
+            self._queued["frames"] -= len(frames)
+            self._space.notify_all()
+        asm = self._assembler
+        if sources is None:
+            sources = ["event" if f.clock == "event" else "camera" for f in frames]
+        done = []
+        for f in frames:
+            if f.focal_power_dpt is None and f.clock == "event":
+                power = asm.commanded_at((f.exposure_start_us + f.exposure_end_us) / 2)
+                f = dataclasses.replace(f, focal_power_dpt=power)
+            done.append(f)
+            asm.add_frame(f)
+        if self._writer is not None:
+            self._writer.write_frames(done, sources)
+        self._n_frames += len(done)
+        self._latest_frame = done[-1]
+        rate = 0.0
+        for f in done:
+            rate = self._rates.add_frame(f.exposure_start_us)
+            self.signals.frame.emit(f)
+        self._update(frame_rate_hz=rate, frames_total=self._n_frames)
+
+    def _advance(self) -> None:
+        """After each item: place frames whose strobe arrived, hand out finished sweeps, flush when due."""
+        if self._strobe is not None:
+            ready = self._strobe.ready(self._t_event)
+            self._place(ready, ["strobe" if f.clock == "event" else "camera" for f in ready])
+        self._hand_out(final=False)
+        w = self._writer
+        if w is not None:
+            with self._lock:
+                measured, self._measured = self._measured, []
+            w.write_lens(np.array(measured, np.float64).reshape(-1, 4))
+            if w.flush_due(self._flush_interval_s):
+                w.flush()
+            self._update(bytes_written=w.bytes_written, write_rate_bps=self._rates.add_bytes(w.bytes_written))
+
+    def _hand_out(self, final: bool) -> None:
+        asm = self._assembler
+        if not self._first_sweep_announced and asm.started:
+            self._first_sweep_announced = True
+            self.signals.sweep_started.emit(0)
+        for record, data in asm.pop_ready(final=final):
+            k = record["index"]
+            limit = self._stop_after
+            if limit is not None and k >= limit:
+                self._done.set()
+                break
+            commanded = asm.commanded(k)
+            samples = commanded_samples(commanded, record["t_start_us"], record["t_end_us"])
+            if self._writer is not None:
+                if self.plan.waveform == "stepped":
+                    with self._lock:
+                        steps = [s for s in self._commanded_steps if s[0] < record["t_end_us"]]
+                        self._commanded_steps = [s for s in self._commanded_steps if s[0] >= record["t_end_us"]]
+                    if steps:
+                        samples = np.array(steps, np.float64)
+                self._writer.write_sweep(record, samples)
+            with self._lock:
+                self._lens_hist.extend(map(tuple, samples))
+            self._update(sweeps_done=k + 1)
+            if data is not None:
+                self.signals.sweep_finished.emit(data)
+            if limit is not None and k + 1 >= limit:
+                self._done.set()
+            else:
+                self.signals.sweep_started.emit(k + 1)
+
+    def _finish_pipeline(self) -> None:
+        """Drained after the readers stopped: place the last frames, hand out complete sweeps, flush."""
+        if self._strobe is not None:
+            ready = self._strobe.ready(self._t_event)
+            self._place(ready, ["strobe" if f.clock == "event" else "camera" for f in ready])
+            self._place(self._strobe.flush(), None)
+        self._hand_out(final=True)
+        if self._writer is not None:
+            self._writer.flush(durable=True)
+
+    def _update(self, **changes) -> None:
+        with self._lock:
+            self._status = dataclasses.replace(self._status, **changes)

@@ -1,0 +1,164 @@
+"""A focal-sweep plan: what the lens does, how long, what the cameras do and where the recording goes.
+
+The plan is data, validated before any device is touched (a typo or an impossible combination fails at load
+time with the file and key named), so a headless capture of hours never dies at minute one on a bad setting.
+Plans live in ``configs/plans/*.toml`` (keys at the top level or under ``[plan]``); ``--set plan.KEY=VALUE``
+overrides a key with a TOML value.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from drivers.config import StrictModel
+
+PLAN_DIR = Path(__file__).resolve().parents[1] / "configs" / "plans"
+DEFAULT_PLAN = PLAN_DIR / "default.toml"
+
+#: EVT3 bytes per CD event for a typical scene (vectorised rows compress better; isolated events cost 4 B).
+EVT3_BYTES_PER_EVENT = 2.5
+
+
+class PlanError(ValueError):
+    """A plan file or override that cannot be used; the message names the file, the key and the problem."""
+
+
+class SweepPlan(StrictModel):
+    """One capture: the lens waveform, its extent, the cameras' timing, the trigger wiring and the output."""
+
+    name: str = Field("default", description="plan name, used in the recording's folder name")
+    waveform: Literal["sine", "triangle", "stepped"] = Field(
+        "sine", description="sine/triangle: the lens driver's own generator; stepped: host-timed set points")
+    low_dpt: float = Field(0.0, description="low end of the sweep (dioptres)")
+    high_dpt: float = Field(2.5, description="high end of the sweep (dioptres)")
+    frequency_hz: float = Field(10.0, gt=0, le=1000, description="sweep frequency of sine/triangle (one sweep = "
+                                "one full period, up then down)")
+    n_planes: int = Field(8, ge=2, le=1024, description="focal planes per sweep (stepped: number of set points)")
+    dwell_ms: float = Field(20.0, gt=0, description="stepped: time each set point is held")
+    sweeps: int | None = Field(None, ge=1, description="number of sweeps to record (or give duration_s)")
+    duration_s: float | None = Field(None, gt=0, description="seconds to record (or give sweeps)")
+    frame_rate_hz: float = Field(60.0, gt=0, description="frame camera rate")
+    exposure_us: float = Field(2000.0, gt=0, description="frame camera exposure")
+    strobe_channel: int | None = Field(None, ge=0, le=15, description="event camera trigger-in channel wired to "
+                                       "the frame camera's strobe; omit (or 'none') if not wired: frames keep "
+                                       "their own clock")
+    sync_channel: int | None = Field(None, ge=0, le=15, description="trigger-in channel wired to the lens sync; "
+                                     "omit (or 'none') if not wired: phase from the host clock, recording marked "
+                                     "soft-synced")
+    out_dir: str = Field("recordings", description="parent folder of recordings (--out overrides)")
+    name_pattern: str = Field("{time:%y%m%d_%H%M%S}_{plan}_{uid8}", description="recording folder name; fields "
+                              "time, plan, uid8; an existing folder is never reused (a counter is appended)")
+    expected_event_rate_mev_s: float = Field(2.0, ge=0, description="event rate assumed by --dry-run and the "
+                                             "free-disk check")
+    min_free_mib: float = Field(200.0, ge=0, description="free disk space kept on top of the expected volume")
+
+    @field_validator("strobe_channel", "sync_channel", "sweeps", "duration_s", mode="before")
+    @classmethod
+    def _none_word(cls, value: object) -> object:
+        """TOML has no null: ``--set plan.sync_channel=none`` unsets a key."""
+        return None if isinstance(value, str) and value.strip().lower() in ("none", "") else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepPlan:
+        if not self.high_dpt > self.low_dpt:
+            raise ValueError(f"high_dpt ({self.high_dpt}) must be above low_dpt ({self.low_dpt})")
+        if self.sweeps is not None and self.duration_s is not None:
+            raise ValueError("give either sweeps or duration_s, not both")
+        if self.exposure_us > 1e6 / self.frame_rate_hz:
+            raise ValueError(f"exposure_us {self.exposure_us:g} exceeds the frame period at {self.frame_rate_hz:g} Hz")
+        if self.strobe_channel is not None and self.strobe_channel == self.sync_channel:
+            raise ValueError("strobe_channel and sync_channel must be different trigger inputs")
+        if "{" in self.name_pattern.replace("{time", "").replace("{plan}", "").replace("{uid8}", ""):
+            raise ValueError("name_pattern may only use the fields {time:...}, {plan} and {uid8}")
+        return self
+
+    # -- derived -----------------------------------------------------------------------------------------
+    @property
+    def period_s(self) -> float:
+        """Length of one sweep."""
+        if self.waveform == "stepped":
+            return self.n_planes * self.dwell_ms / 1000.0
+        return 1.0 / self.frequency_hz
+
+    @property
+    def step_powers_dpt(self) -> tuple[float, ...]:
+        """Stepped: the set points, evenly spaced in dioptres (equal Δdpt per plane), ascending."""
+        step = (self.high_dpt - self.low_dpt) / (self.n_planes - 1)
+        return tuple(self.low_dpt + i * step for i in range(self.n_planes))
+
+    @property
+    def sweeps_total(self) -> int | None:
+        """Sweeps to record; None means until stopped (neither sweeps nor duration_s given)."""
+        if self.sweeps is not None:
+            return self.sweeps
+        if self.duration_s is not None:
+            return max(1, math.ceil(self.duration_s / self.period_s - 1e-9))
+        return None
+
+    def expected_volume(self, frame_size: tuple[int, int, int] = (640, 480, 3), *,
+                        event_rate_hz: float | None = None) -> dict[str, float]:
+        """Bytes the recording will take: events (EVT3), frames (uncompressed), and the total, plus duration.
+
+        ``frame_size`` is (width, height, channels); ``event_rate_hz`` defaults to the plan's assumed rate.
+        Unbounded plans are estimated for one minute.
+        """
+        n = self.sweeps_total
+        duration = (n * self.period_s) if n is not None else 60.0
+        rate = self.expected_event_rate_mev_s * 1e6 if event_rate_hz is None else event_rate_hz
+        events = rate * duration * EVT3_BYTES_PER_EVENT
+        w, h, c = frame_size
+        n_frames = math.ceil(duration * self.frame_rate_hz)
+        frames = float(n_frames * w * h * c)
+        return {"duration_s": duration, "events_bytes": events, "frames": float(n_frames), "frames_bytes": frames,
+                "total_bytes": events + frames}
+
+    # -- loading -----------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path | None = None,
+             overrides: dict[str, object] | list[tuple[str, object]] | None = None) -> SweepPlan:
+        """Load ``path`` (default ``configs/plans/default.toml``) with ``KEY -> value`` overrides applied.
+
+        Overrides are already-parsed values (the CLI parses ``--set plan.KEY=VALUE`` with app.config's TOML
+        rules); a leading ``plan.`` is accepted. Errors name the file and the key.
+        """
+        path = Path(path) if path is not None else DEFAULT_PLAN
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise PlanError(f"{path}: no such plan file (examples in {PLAN_DIR})") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise PlanError(f"{path}: not valid TOML: {exc}") from exc
+        if isinstance(data.get("plan"), dict):
+            if set(data) != {"plan"}:
+                raise PlanError(f"{path}: keys outside [plan]: {sorted(set(data) - {'plan'})}")
+            data = data["plan"]
+        items = overrides.items() if isinstance(overrides, dict) else (overrides or [])
+        for key, value in items:
+            key = key.removeprefix("plan.")
+            if key not in cls.model_fields:
+                raise PlanError(f"--set plan.{key}: unknown plan key; known: {', '.join(sorted(cls.model_fields))}")
+            data[key] = value
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "plan") -> SweepPlan:
+        """Validate a plan dict (a recording's metadata holds one); errors name ``source`` and the key."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"]) or "(plan)"
+                lines.append(f"{source}: {where}: {err['msg']}")
+            raise PlanError("\n".join(lines)) from None
+
+    def to_toml(self) -> str:
+        """The fully resolved plan as TOML (for --dry-run and for copying into a plan file)."""
+        import tomli_w
+
+        return tomli_w.dumps({"plan": self.model_dump(exclude_none=True)})

@@ -1,0 +1,48 @@
+"""Ground truth of a simulated recording (``focalrig simulate``): what the simulated world really was.
+
+Written into ``ground_truth/`` of the recording so calibration and fusion can be scored against it:
+``all_in_focus.png`` (noise-free, the frame camera's encoding) and ``all_in_focus.npy`` (linear radiance),
+``depth_dpt.npy`` (float32, dioptres per RGB pixel), ``homography_event_to_rgb.json`` (3×3, event px → RGB px,
+the beam splitter's mirror included), ``lens_trajectory.npz`` (``t_us``, ``actual_dpt`` and ``commanded_dpt`` on a
+100 µs grid over the recording; the lens' optical response, lag and ringing included) and ``sim.json`` (the
+simulated rig's description: sizes, depths, wiring, lens path segments).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from capture.recording.layout import GROUND_TRUTH_DIR
+from capture.recording.metadata import write_json_atomic
+from drivers.sim.rig import SimRig
+
+GRID_US = 100
+
+
+def write_ground_truth(folder: Path, sim: SimRig, t_start_us: float, t_end_us: float) -> Path:
+    """Write the ground-truth files for [t_start_us, t_end_us) of the event clock; returns the folder."""
+    out = folder / GROUND_TRUTH_DIR
+    out.mkdir(exist_ok=True)
+    scene = sim.renderer.scene
+    radiance = np.asarray(scene.radiance, np.float32)
+    np.save(out / "all_in_focus.npy", radiance)
+    noise = sim.noise
+    dn = np.clip(radiance * noise.electrons_per_unit / noise.gain_e_per_dn, 0, noise.max_dn)
+    image = np.round(dn).astype(np.uint8 if noise.bit_depth <= 8 else np.uint16)
+    cv2.imwrite(str(out / "all_in_focus.png"), image[..., ::-1] if image.ndim == 3 else image)
+    np.save(out / "depth_dpt.npy", np.asarray(scene.depth, np.float32))
+    geometry = sim.renderer.geometry
+    h = np.eye(3) if geometry is None else np.linalg.inv(np.asarray(geometry.homography, np.float64))
+    write_json_atomic(out / "homography_event_to_rgb.json",
+                      {"format": "focalrig.homography", "version": 1, "maps": "event px -> rgb px",
+                       "matrix": (h / h[2, 2]).tolist()})
+    t = np.arange(np.floor(t_start_us), np.ceil(t_end_us), GRID_US, dtype=np.float64)
+    path = sim.lens_path
+    np.savez_compressed(out / "lens_trajectory.npz", t_us=t, actual_dpt=path.actual_dpt(t),
+                        commanded_dpt=path.commanded_dpt(t))
+    (out / "sim.json").write_text(json.dumps(sim.describe(), indent=2), encoding="utf-8")
+    return out

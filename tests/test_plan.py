@@ -1,0 +1,61 @@
+"""Sweep plans: TOML files, overrides, validation errors that name the file and key, derived figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from capture.plan import PLAN_DIR, PlanError, SweepPlan
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PLAN_DIR.glob("*.toml")))
+def test_shipped_plans_load(name):
+    plan = SweepPlan.load(PLAN_DIR / f"{name}.toml")
+    assert plan.high_dpt > plan.low_dpt and plan.period_s > 0
+
+
+def test_default_plan_and_overrides():
+    plan = SweepPlan.load(None, [("plan.sweeps", 3), ("frequency_hz", 5.0), ("sync_channel", "none")])
+    assert plan.sweeps_total == 3 and plan.period_s == 0.2 and plan.sync_channel is None
+    assert plan.strobe_channel == 0  # from configs/plans/default.toml
+    text = plan.to_toml()
+    assert "[plan]" in text and "sweeps = 3" in text and "sync_channel" not in text
+
+
+def test_duration_gives_whole_sweeps_and_stepped_set_points():
+    plan = SweepPlan(waveform="stepped", low_dpt=0.5, high_dpt=2.5, n_planes=5, dwell_ms=50, duration_s=0.6)
+    assert plan.step_powers_dpt == (0.5, 1.0, 1.5, 2.0, 2.5)
+    assert plan.period_s == pytest.approx(0.25) and plan.sweeps_total == 3  # 0.6 s → 2.4 sweeps → 3
+    assert SweepPlan(frequency_hz=10, sweeps=None, duration_s=None).sweeps_total is None  # until stopped
+
+
+def test_expected_volume():
+    plan = SweepPlan(frequency_hz=10, sweeps=20, frame_rate_hz=50, expected_event_rate_mev_s=1.0)
+    v = plan.expected_volume((640, 480, 3))
+    assert v["duration_s"] == 2.0 and v["frames"] == 100
+    assert v["frames_bytes"] == 100 * 640 * 480 * 3 and v["events_bytes"] == 2.0e6 * 2.5
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ([("sweeps", 3), ("duration_s", 1.0)], "either sweeps or duration_s"),
+    ([("low_dpt", 3.0), ("high_dpt", 1.0)], "must be above low_dpt"),
+    ([("frame_rate_hz", 1000.0), ("exposure_us", 5000.0)], "exceeds the frame period"),
+    ([("strobe_channel", 1), ("sync_channel", 1)], "different trigger inputs"),
+    ([("waveform", "square")], "waveform"),
+    ([("swepes", 3)], "unknown plan key"),
+    ([("name_pattern", "{user}")], "name_pattern"),
+])
+def test_bad_plans_name_the_key(overrides, message):
+    with pytest.raises(PlanError, match=message):
+        SweepPlan.load(None, overrides)
+
+
+def test_bad_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[plan]\nfrequency_hz = -1\n")
+    with pytest.raises(PlanError, match=r"bad\.toml: frequency_hz"):
+        SweepPlan.load(bad)
+    bad.write_text("[plan\n")
+    with pytest.raises(PlanError, match="not valid TOML"):
+        SweepPlan.load(bad)
+    with pytest.raises(PlanError, match="no such plan file"):
+        SweepPlan.load(tmp_path / "missing.toml")
