@@ -173,3 +173,45 @@ def make_scene(width: int, height: int, *, depths=(0.5, 1.5, 3.0), seed: int = 0
         mask = ellipse_mask(width, height, centre, axes, rng.uniform(-30.0, 30.0))
         layers.append(Layer(dead_leaves(width, height, rng), mask, d))
     return Scene.from_layers(layers)
+
+
+def checkerboard_image(width: int, height: int, corners: tuple[int, int], homography: np.ndarray, *,
+                       inverted: bool = False, dark: float = 0.05, bright: float = 0.9,
+                       margin_squares: float = 1.0) -> np.ndarray:
+    """A chessboard seen through ``homography`` (board units → image px), (H, W, 3) float32 linear RGB.
+
+    ``corners`` = (cols, rows) of *inner* corners, as OpenCV's detectors count them; board units are squares,
+    inner corner (i, j) sits at board point (i + 1, j + 1), so the board spans [0, cols + 1] × [0, rows + 1]. The
+    board sits on a white quiet zone ``margin_squares`` wide (detectors need it) and the rest of the image is mid
+    grey. ``inverted`` swaps the square colours, which is what a blinking target on a monitor alternates between.
+    Drawn at 4x and area-averaged, so edges carry partial coverage like a real sensor's pixels.
+    """
+    cols, rows = corners
+    s = _COVERAGE_SUPERSAMPLE
+    # Board pixels at 4x: board unit -> supersampled image pixel (pixel centres at integers in both grids).
+    up = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]], np.float64) @ np.asarray(homography, float)
+    ppu = 16  # texture pixels per board unit, before warping
+    m = margin_squares
+    n_x, n_y = cols + 1, rows + 1
+    tex_w, tex_h = round((n_x + 2 * m) * ppu), round((n_y + 2 * m) * ppu)
+    u = (np.arange(tex_w) + 0.5) / ppu - m
+    v = (np.arange(tex_h) + 0.5) / ppu - m
+    inside = (u[None, :] >= 0) & (u[None, :] < n_x) & (v[:, None] >= 0) & (v[:, None] < n_y)
+    parity = (np.floor(u)[None, :] + np.floor(v)[:, None]) % 2 == 1
+    texture = np.where(inside & (parity != inverted), dark, bright).astype(np.float32)
+    tex_to_board = np.array([[1 / ppu, 0, 0.5 / ppu - m], [0, 1 / ppu, 0.5 / ppu - m], [0, 0, 1]])
+    big = cv2.warpPerspective(texture, up @ tex_to_board, (width * s, height * s), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
+    img = cv2.resize(np.where(big < 0, 0.5 * (dark + bright), big), (width, height), interpolation=cv2.INTER_AREA)
+    return np.repeat(img[..., None], 3, axis=2).astype(np.float32)
+
+
+def checkerboard_scene(width: int, height: int, corners: tuple[int, int], homography: np.ndarray,
+                       depth_dpt: float, *, inverted: bool = False) -> Scene:
+    """A calibration target: one fronto-parallel layer at ``depth_dpt`` showing :func:`checkerboard_image`.
+
+    Pose the board with ``homography`` (board units → RGB px, e.g. K·[r1 r2 t] of a tilted board); a blinking
+    target is the pair of scenes with ``inverted`` False and True.
+    """
+    image = checkerboard_image(width, height, corners, homography, inverted=inverted)
+    return Scene.from_layers([Layer(image, np.ones((height, width), np.float32), float(depth_dpt))])

@@ -1,0 +1,113 @@
+"""``focalrig calibrate``, ``focalrig stack`` and ``focalrig bench slice``: thin wrappers over calibration/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli_common import console, friendly_errors
+
+
+def _board(text: str):
+    from calibration.model import CalibrationError
+    from calibration.spatial import Board
+
+    try:
+        cols, rows = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise CalibrationError(f"--board must be COLSxROWS of inner corners, e.g. 9x6 (got {text!r})") from None
+    return Board((cols, rows))
+
+
+def calibrate(
+    rec: Annotated[Path, typer.Argument(help="Recording folder: sweeps of a static textured (planar) scene for lag "
+                                              "and breathing, or a blinking-target recording.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Calibration JSON to write.")],
+    target: Annotated[Path | None, typer.Option(help="Blinking-chessboard recording for the event→RGB geometry "
+                                                     "(default: REC itself when it has no sweeps).")] = None,
+    board: Annotated[str, typer.Option(help="Chessboard inner corners, COLSxROWS.")] = "9x6",
+    sweeps: Annotated[int, typer.Option(help="Sweeps of REC used for lag and breathing.", min=1)] = 5,
+    min_views: Annotated[int, typer.Option(help="Views needed to estimate intrinsics/distortion.", min=3)] = 8,
+    breathing: Annotated[bool, typer.Option("--breathing/--no-breathing",
+                                            help="Estimate focus breathing from the sweeps' frames.")] = True,
+    report: Annotated[Path | None, typer.Option(help="PNG report (default: OUT with .png).")] = None,
+) -> None:
+    """Calibrate a rig: event→RGB homography (+ intrinsics), lens lag, focus breathing; writes JSON + PNG report."""
+    from calibration.pipeline import calibrate_recording
+    from calibration.report import write_report
+
+    run = calibrate_recording(rec, target=target, board=_board(board), n_sweeps=sweeps,
+                              min_views_intrinsics=min_views, breathing=breathing)
+    cal = run.calibration
+    cal.save(out)
+    png = write_report(run, report or out.with_suffix(".png"))
+    if cal.spatial is not None:
+        e = cal.spatial.error_px
+        console.print(f"geometry: {cal.spatial.n_views} views, mirrored {cal.spatial.mirrored}, corner error "
+                      f"{e['mean']:.3f} px mean / {e['max']:.3f} px max", highlight=False)
+    if cal.temporal is not None:
+        console.print(f"lens lag: {cal.temporal.lag_us / 1000:.3f} ms (rms over {cal.temporal.n_patches} patches "
+                      f"{cal.temporal.residual_us:.0f} µs)", highlight=False)
+    if cal.breathing is not None:
+        console.print(f"breathing: {cal.breathing.coeffs[0] * 100:+.3f} %/dpt about {cal.breathing.ref_dpt:.2f} dpt",
+                      highlight=False)
+    for note in run.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"wrote {out} (id {cal.id}) and {png}", highlight=False)
+
+
+def stack(
+    rec: Annotated[Path, typer.Argument(help="Recording folder.")],
+    calib: Annotated[Path, typer.Option("--calib", help="Calibration JSON (focalrig calibrate).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="eventstackmff (PNG folders) or npz (lossless counts).")]
+    = "eventstackmff",
+    planes: Annotated[int, typer.Option(help="Focal planes per sweep.", min=1)] = 16,
+    sweep: Annotated[list[int] | None, typer.Option(help="Sweep index to export (repeatable; default all).")]
+    = None,
+    guard: Annotated[float, typer.Option(help="Fraction of the range dropped at each turnaround.")] = 0.05,
+) -> None:
+    """Aligned RGB + event focal stacks of a recording's sweeps, one stack per sweep."""
+    from calibration.model import Calibration, CalibrationError
+    from calibration.stack import build_focal_stack
+    from capture.recording import Recording
+    from capture.stack_folders import write_eventstackmff
+
+    if fmt not in ("eventstackmff", "npz"):
+        raise CalibrationError(f"--format must be eventstackmff or npz, got {fmt!r}")
+    cal = Calibration.load(calib)
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with Recording.open(rec) as recording:
+        for data in recording.sweeps():
+            if sweep and data.index not in sweep:
+                continue
+            st = build_focal_stack(data, cal, n_planes=planes, guard_fraction=guard)
+            if fmt == "npz":
+                st.save_npz(out / f"{st.name}.npz")
+            else:
+                write_eventstackmff(st, out, scene=st.name)
+            n += 1
+    if n == 0:
+        raise CalibrationError(f"{rec}: no sweeps to export" + (f" (asked for {sweep})" if sweep else ""))
+    console.print(f"wrote {n} focal stack(s) of {planes} planes to {out} ({fmt})", highlight=False)
+
+
+def bench_slice(
+    events: Annotated[int, typer.Option(help="Synthetic events.", min=1000)] = 20_000_000,
+    planes: Annotated[int, typer.Option(help="Focal planes.", min=1)] = 16,
+    repeat: Annotated[int, typer.Option(help="Runs; the best is reported.", min=1)] = 3,
+) -> None:
+    """Focal-index labelling and per-polarity counting throughput (Mev/s, one core)."""
+    from app.bench_slice import run_slice_benchmark
+
+    run_slice_benchmark(console, n_events=events, n_planes=planes, repeat=repeat)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``calibrate`` and ``stack`` to the top-level app and ``bench slice`` to the bench group."""
+    app.command("calibrate")(friendly_errors(calibrate))
+    app.command("stack")(friendly_errors(stack))
+    bench_app.command("slice")(friendly_errors(bench_slice))

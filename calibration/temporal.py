@@ -1,0 +1,321 @@
+"""Time → focal power → focal index (docs/hardware-protocols.md §8), and the lens lag from up/down symmetry.
+
+Focal power model: the lens follows the commanded waveform D_c (placed on the event clock by the sync edge) with
+a lag τ, a gain g about the mid power and an offset: D(t) = D̄ + offset + g·(D_c(t − τ) − D̄).
+
+Lag: a surface in focus at D* is crossed once on the rising half (t₁) and once on the falling half (t₂) of each
+period, and the event activity of a patch seeing it peaks at those crossings. Times are measured from the sync
+edge, where the command is at its low end and starts rising (CommandedSweep's phase). For a sine,
+D_c(t) = D̄ − A·cos(2πt/T): the lens crosses D* where cos(2π(t − τ)/T) = (D̄ − D*)/(gA), i.e. at
+t₁ = τ + θT/2π and t₂ = τ + T − θT/2π, so **t₁ + t₂ = T + 2τ** whatever D*, g or the offset, and
+τ = (t₁ + t₂ − T)/2. (The §8 text's T/2 form measures time from the mid-level crossing instead; any waveform
+symmetric in time about its turnarounds — sine, triangle — gives the same relation.) Any estimator of the
+crossing time that treats the rising and falling halves alike is mirror symmetric about the actual turnaround, so
+its bias cancels in t₁ + t₂.
+
+Focal indices: N equal-dioptre bins over the swept range less a guard at each end (the turnarounds, where dD/dt → 0
+and the triangle rings). Bin edges in dioptres become edge times in each period (arcsine for a sine, linear for a
+triangle; for a stepped sweep the same guard fraction of each dwell is dropped as settling and the rest belongs to
+the plane holding the step's power), so every event is labelled from its time alone by one numba pass over a
+lookup table: no per-event trigonometry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from calibration.model import CalibrationError, TemporalCalibration
+from capture.sweep import CommandedSweep
+
+
+@dataclass(frozen=True)
+class FocalModel:
+    """The lens' actual focal power over time for one commanded sweep and a temporal calibration."""
+
+    commanded: CommandedSweep
+    lag_us: float = 0.0
+    gain: float = 1.0
+    offset_dpt: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.gain > 0:
+            raise CalibrationError(f"the lens gain must be positive, got {self.gain}")
+
+    @classmethod
+    def from_calibration(cls, commanded: CommandedSweep, temporal: TemporalCalibration | None) -> FocalModel:
+        if temporal is None:
+            return cls(commanded)
+        return cls(commanded, temporal.lag_us, temporal.gain, temporal.offset_dpt)
+
+    @property
+    def period_us(self) -> float:
+        return self.commanded.period_us
+
+    @property
+    def mid_dpt(self) -> float:
+        return 0.5 * (self.commanded.low_dpt + self.commanded.high_dpt)
+
+    @property
+    def low_dpt(self) -> float:
+        return float(self._map(self.commanded.low_dpt))
+
+    @property
+    def high_dpt(self) -> float:
+        return float(self._map(self.commanded.high_dpt))
+
+    def _map(self, d):
+        return self.mid_dpt + self.offset_dpt + self.gain * (np.asarray(d, np.float64) - self.mid_dpt)
+
+    def power_dpt(self, t_us) -> np.ndarray:
+        """Focal power (dpt) at event-clock times (vectorised)."""
+        return self._map(self.commanded.commanded_dpt(np.asarray(t_us, np.float64) - self.lag_us))
+
+    def rising(self, t_us) -> np.ndarray:
+        """True on the rising half of the (lagged) period."""
+        phase = np.mod((np.asarray(t_us, np.float64) - self.commanded.t0_us - self.lag_us) / self.period_us, 1.0)
+        return phase < 0.5
+
+    def segments(self, bins: FocalBins) -> tuple[np.ndarray, np.ndarray]:
+        """Boundaries (µs from t0 + lag, sorted in [0, T)) and labels (one more than boundaries) of one period.
+
+        Label k ≥ 0 is focal index k, −1 is dropped (guard). Interval i is [bounds[i−1], bounds[i]).
+        """
+        c = self.commanded
+        period = self.period_us
+        # Normalised position of each bin edge in the swept range, 0 at the low end.
+        u = (bins.edges_dpt - self.low_dpt) / (self.high_dpt - self.low_dpt)
+        if c.waveform == "sine":
+            rise = np.arccos(np.clip(1.0 - 2.0 * u, -1.0, 1.0)) / (2 * math.pi)  # phase in [0, ½]
+        elif c.waveform == "triangle":
+            rise = 0.5 * u
+        else:
+            return self._step_segments(bins)
+        n = bins.n
+        bounds = np.concatenate([rise, 1.0 - rise[::-1]]) * period
+        up = np.concatenate([[-1], np.arange(n), [-1]])
+        labels = np.concatenate([up, np.arange(n)[::-1], [-1]])
+        return bounds, labels.astype(np.int16)
+
+
+    def _step_segments(self, bins: FocalBins) -> tuple[np.ndarray, np.ndarray]:
+        """Stepped sweeps: each dwell's first ``guard_fraction`` is settling (dropped), the rest is the plane
+        holding the step's power (steps beyond the outer bin edges go to the end planes)."""
+        c = self.commanded
+        starts = np.arange(len(c.step_powers_dpt)) * c.dwell_us
+        settled = starts + bins.guard_fraction * c.dwell_us
+        bounds = np.column_stack([starts, settled]).ravel()[1:]
+        e = bins.edges_dpt
+        power = self._map(np.asarray(c.step_powers_dpt, np.float64))
+        planes = np.clip(np.floor((power - e[0]) / (e[1] - e[0])), 0, bins.n - 1)  # end steps: end planes
+        labels = np.column_stack([np.full(planes.size, -1), planes]).ravel()
+        return bounds, labels.astype(np.int16)
+
+
+@dataclass(frozen=True)
+class FocalBins:
+    """N equal-dioptre bins over [low + guard, high − guard] (guard = ``guard_fraction`` of the range)."""
+
+    low_dpt: float
+    high_dpt: float
+    n: int
+    guard_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise CalibrationError(f"need at least one focal plane, got n_planes={self.n}")
+        if not 0 <= self.guard_fraction < 0.5:
+            raise CalibrationError(f"guard_fraction must be in [0, 0.5), got {self.guard_fraction}")
+        if not self.high_dpt > self.low_dpt:
+            raise CalibrationError(f"empty focal range [{self.low_dpt}, {self.high_dpt}] dpt")
+
+    @classmethod
+    def for_model(cls, model: FocalModel, n: int, guard_fraction: float = 0.05) -> FocalBins:
+        return cls(model.low_dpt, model.high_dpt, n, guard_fraction)
+
+    @property
+    def edges_dpt(self) -> np.ndarray:
+        g = self.guard_fraction * (self.high_dpt - self.low_dpt)
+        return np.linspace(self.low_dpt + g, self.high_dpt - g, self.n + 1)
+
+    @property
+    def centres_dpt(self) -> np.ndarray:
+        e = self.edges_dpt
+        return 0.5 * (e[1:] + e[:-1])
+
+    @property
+    def width_dpt(self) -> float:
+        e = self.edges_dpt
+        return float(e[1] - e[0])
+
+    def index_of_power(self, power_dpt) -> np.ndarray:
+        """Focal index (int16, −1 outside the bins) of focal powers."""
+        e = self.edges_dpt
+        k = np.floor((np.asarray(power_dpt, np.float64) - e[0]) / (e[1] - e[0])).astype(np.int64)
+        return np.where((k >= 0) & (k < self.n), k, -1).astype(np.int16)
+
+
+@njit(cache=True, nogil=True)
+def _label_times(t, origin, period, cell, lut, bounds, labels, out):
+    """out[i] = label of the period segment holding t[i]; lut[c] = boundaries at or below c·cell."""
+    nb = bounds.shape[0]
+    for i in range(t.shape[0]):
+        d = t[i] - origin
+        u = d - math.floor(d / period) * period
+        c = int(u / cell)
+        if c >= lut.shape[0]:
+            c = lut.shape[0] - 1
+        k = lut[c]
+        while k < nb and bounds[k] <= u:
+            k += 1
+        out[i] = labels[k]
+
+
+def assign_focal_index(t_us: np.ndarray, model: FocalModel, bins: FocalBins) -> np.ndarray:
+    """Focal index (int16; −1 = turnaround guard) of every event time, from the model's segment table."""
+    bounds, labels = model.segments(bins)
+    period = model.period_us
+    n_cells = int(min(max(period, 1.0), 1 << 22))
+    cell = period / n_cells
+    lut = np.searchsorted(bounds, np.arange(n_cells) * cell, side="right").astype(np.int32)
+    out = np.empty(len(t_us), np.int16)
+    _label_times(np.asarray(t_us), float(model.commanded.t0_us + model.lag_us), float(period), float(cell), lut,
+                 bounds.astype(np.float64), labels, out)
+    return out
+
+
+def frame_powers(frames, model: FocalModel) -> np.ndarray:
+    """Focal power at each frame's mid-exposure (frames must be on the event clock)."""
+    bad = [f.index for f in frames if f.clock != "event"]
+    if bad:
+        raise CalibrationError(f"frames {bad[:5]} are timed on the {frames[0].clock!r} clock, not the event clock; "
+                               "record with the frame strobe wired to the event camera's trigger input")
+    mids = np.array([0.5 * (f.exposure_start_us + f.exposure_end_us) for f in frames], np.float64)
+    return model.power_dpt(mids)
+
+
+# -- lag from up/down crossings ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LagFit:
+    """Result of :func:`estimate_lag`: the lag, its spread over patches, and the per-patch crossings."""
+
+    lag_us: float
+    residual_us: float          #: RMS of accepted per-patch lags about the median
+    t_rise_us: np.ndarray       #: per accepted patch, from the sync edge
+    t_fall_us: np.ndarray
+    power_dpt: np.ndarray       #: focal power at each patch's crossing (model with the fitted lag)
+    patch_xy: np.ndarray        #: (n, 2) patch centres, event px
+    n_patches: int              #: patches with enough activity (accepted + rejected)
+    period_us: float
+
+    @property
+    def patch_lags_us(self) -> np.ndarray:
+        return 0.5 * (self.t_rise_us + self.t_fall_us - self.period_us)
+
+    def temporal(self) -> TemporalCalibration:
+        return TemporalCalibration(self.lag_us, self.residual_us, n_patches=int(self.t_rise_us.size))
+
+
+def _smooth_circular(h: np.ndarray, sigma_bins: float) -> np.ndarray:
+    """Gaussian smoothing along the last axis, circularly (FFT)."""
+    n = h.shape[-1]
+    f = np.fft.rfftfreq(n)
+    return np.fft.irfft(np.fft.rfft(h, axis=-1) * np.exp(-2 * (math.pi * f * sigma_bins) ** 2), n, axis=-1)
+
+
+def _parabolic_peak(y: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Sub-bin peak positions of rows of ``y`` at integer maxima ``i`` (circular neighbours)."""
+    rows = np.arange(y.shape[0])
+    n = y.shape[1]
+    a, b, c = y[rows, (i - 1) % n], y[rows, i], y[rows, (i + 1) % n]
+    den = a - 2 * b + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.where(den < 0, 0.5 * (a - c) / den, 0.0)
+    return i + np.clip(off, -0.5, 0.5)
+
+
+def _gap_centres(coarse: np.ndarray, fine: np.ndarray, lo: int, hi: int, reach: int) -> np.ndarray:
+    """Per row: centre (fractional bin) of the quietest run of ``fine`` within ``reach`` of ``coarse``'s maximum.
+
+    The run is the bins at or below min + 10 % of the window's range around the window's minimum.
+    """
+    out = np.empty(coarse.shape[0])
+    for r in range(coarse.shape[0]):  # one row per patch (tens), not per event
+        p = lo + int(np.argmax(coarse[r, lo:hi]))
+        a, b = max(lo, p - reach), min(hi, p + reach + 1)
+        seg = fine[r, a:b]
+        j = int(np.argmin(seg))
+        quiet = seg <= seg[j] + 0.1 * (seg.max() - seg[j])
+        left = j - int(np.argmin(quiet[j::-1])) + 1 if not quiet[:j + 1].all() else 0
+        right = j + int(np.argmin(quiet[j:])) - 1 if not quiet[j:].all() else len(seg) - 1
+        out[r] = a + 0.5 * (left + right) + 0.5
+    return out
+
+
+def estimate_lag(cd: np.ndarray, commanded: CommandedSweep, event_size: tuple[int, int], *, patch_px: int = 16,
+                 bin_us: float | None = None, smooth_us: float | None = None,
+                 min_events: int = 200, window_fraction: float = 1 / 40) -> LagFit:
+    """Lens lag from the up/down symmetry of per-patch event activity (see the module docstring).
+
+    ``cd``: events of one or more whole periods of a static textured scene (a calibration sweep). Each
+    ``patch_px`` square patch gets a histogram of event phase (``bin_us``, default T/2000). On each half its
+    activity maximum (smoothed over ``smooth_us``, default T/400) marks the focus crossing roughly; the crossing
+    itself is the centre of the quiet gap next to it (within ``window_fraction``·T): while the blur circle is
+    below a pixel the image does not change, so no events fire. The gap is used rather than the maximum because
+    event activity is not mirror symmetric about focus: a pixel approaching its sharpest level emits its last
+    threshold crossing there, leaving it needs a full threshold of change, so activity piles up on the approach
+    side on both halves and the maximum would bias t₁ + t₂ (by ~0.1 dpt of sweep in simulation). t₁, t₂ give
+    τ_patch = (t₁ + t₂ − T)/2. Halves are split at the turnarounds of a first estimate taken from the whole
+    sensor's activity, whose self-convolution peaks at 2τ (mod T). Patches whose τ is off by more than 3 MADs
+    (two surfaces at different depths, noise) are rejected; τ is the median of the rest.
+    """
+    if commanded.waveform == "stepped":
+        raise CalibrationError("the lag is estimated from a periodic (sine or triangle) sweep, not a stepped one")
+    period = commanded.period_us
+    n_bins = max(64, round(period / (bin_us or period / 2000)))
+    bw = period / n_bins
+    sigma = (smooth_us or period / 400) / bw
+    fine_sigma = max(1.0, period / 2000 / bw)
+    w, h = event_size
+    if len(cd) == 0:
+        raise CalibrationError("no events in the sweep: is the scene textured and lit, and the event camera on?")
+    if int(cd["x"].max()) >= w or int(cd["y"].max()) >= h:
+        raise CalibrationError(f"events reach ({int(cd['x'].max())}, {int(cd['y'].max())}) outside the "
+                               f"{w}x{h} event sensor: inconsistent sizes")
+    nx, ny = -(-w // patch_px), -(-h // patch_px)
+    patch = (cd["y"].astype(np.int64) // patch_px) * nx + cd["x"].astype(np.int64) // patch_px
+    phase_bin = (np.mod(cd["t"].astype(np.float64) - commanded.t0_us, period) / bw).astype(np.int64) % n_bins
+    hist = np.bincount(patch * n_bins + phase_bin, minlength=nx * ny * n_bins).reshape(nx * ny, n_bins)
+    hist = hist.astype(np.float64)
+
+    total = _smooth_circular(hist.sum(axis=0), sigma)
+    conv = np.fft.irfft(np.fft.rfft(total) ** 2, n_bins)
+    s = float(_parabolic_peak(conv[None, :], np.array([int(np.argmax(conv))]))[0]) * bw  # ≡ 2τ (mod T)
+    tau0 = (0.5 * s + 0.25 * period) % (0.5 * period) - 0.25 * period                  # in [−T/4, T/4)
+
+    active = np.flatnonzero(hist.sum(axis=1) >= min_events)
+    if active.size == 0:
+        raise CalibrationError(f"no {patch_px}px patch has {min_events} events in the sweep; record a textured, "
+                               "well-lit static scene, or lower min_events")
+    # Rotate so that column 0 is the actual low turnaround: rising half = first n/2 columns.
+    shift = round(tau0 / bw) % n_bins
+    rows = np.roll(hist[active], -shift, axis=1)
+    coarse = _smooth_circular(rows, sigma)
+    fine = _smooth_circular(rows, fine_sigma)
+    half = n_bins // 2
+    reach = max(2, round(window_fraction * n_bins))
+    t1 = (_gap_centres(coarse, fine, 0, half, reach) + shift) * bw
+    t2 = (_gap_centres(coarse, fine, half, n_bins, reach) + shift) * bw
+    lags = 0.5 * (t1 + t2 - period)
+    med = float(np.median(lags))
+    mad = float(np.median(np.abs(lags - med))) * 1.4826
+    keep = np.abs(lags - med) <= max(3 * mad, bw)
+    lag = float(np.median(lags[keep]))
+    residual = float(np.sqrt(np.mean((lags[keep] - lag) ** 2)))
+    model = FocalModel(commanded, lag)
+    centres = np.column_stack([(active % nx + 0.5) * patch_px, (active // nx + 0.5) * patch_px])[keep]
+    return LagFit(lag, residual, t1[keep], t2[keep], model.power_dpt(commanded.t0_us + t1[keep]), centres,
+                  int(active.size), period)

@@ -1,0 +1,232 @@
+"""Temporal calibration, focal indices, breathing and the stack builder against the simulated rig's ground truth.
+
+One sweep period of a small simulated rig (RGB 160x120, a mirrored 128x96 event sensor, sine 0..4 dpt at 10 Hz,
+120 fps frames, focus breathing 1 %/dpt) is captured the way the capture engine does it: the simulated cameras
+are read chunk by chunk, the sync trigger's rising edge places the commanded sweep on the event clock.
+"""
+
+import numpy as np
+import pytest
+
+from calibration.breathing import estimate_breathing
+from calibration.model import Calibration, CalibrationError, SpatialCalibration, TemporalCalibration
+from calibration.pipeline import lag_from_sweeps
+from calibration.stack import build_focal_stack
+from calibration.temporal import FocalBins, FocalModel, assign_focal_index, estimate_lag, frame_powers
+from capture.sweep import CommandedSweep, SweepData
+from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
+from drivers.sim.event_camera import SimEventCamera
+from drivers.sim.frame_camera import SimFrameCamera
+from drivers.sim.optics import DefocusRenderer, EventGeometry, SweepOptics
+from drivers.sim.rig import SimRig
+from drivers.sim.scene import make_scene
+from drivers.sim.trajectory import SweepTrajectory
+
+RGB, EV = (160, 120), (128, 96)
+BREATHING = 0.01
+
+
+def make_rig(depths=(1.0, 2.0, 3.0), waveform="sine") -> SimRig:
+    scene = make_scene(*RGB, depths=depths, seed=1)
+    optics = SweepOptics(blur_px_per_dpt=16.0, breathing_per_dpt=BREATHING, breathing_ref_dpt=2.0)
+    renderer = DefocusRenderer(scene, optics, EventGeometry.beam_splitter(RGB, EV))
+    return SimRig(renderer, SweepTrajectory(10.0, 0.0, 4.0, waveform=waveform), frame_rate_hz=120.0,
+                  exposure_us=1000.0, seed=1)
+
+
+def capture_sweep(rig: SimRig) -> SweepData:
+    """One period from the first sync edge, as the engine would hand it over."""
+    cam = SimEventCamera(rig, chunk_us=10_000, threshold=0.1)
+    cam.enable_trigger_in(rig.strobe_channel)
+    cam.enable_trigger_in(rig.sync_channel)
+    cam.start()
+    period = rig.trajectory.period_us
+    cds, trs, t_end = [], [], 0
+    while t_end < period + 10_000:  # the period from the first sync edge (at 0), plus the held-back µs
+        chunk = cam.read(1.0)
+        cds.append(chunk.cd)
+        trs.append(chunk.triggers)
+        t_end = chunk.t_end_us
+    cd, tr = concat_events(cds, EVENT_CD), concat_events(trs, EVENT_EXT_TRIGGER)
+    sync = tr[(tr["id"] == rig.sync_channel) & (tr["p"] == 1)]
+    t0 = int(sync["t"][0])
+    commanded = CommandedSweep(rig.trajectory.waveform, 0.0, 4.0, float(t0), frequency_hz=10.0)
+    t1 = t0 + round(period)
+    fcam = SimFrameCamera(rig)
+    frames = []
+    k = 0
+    while True:
+        f = fcam.frame_at(k)
+        k += 1
+        if f.exposure_end_us > t1:
+            break
+        if f.exposure_start_us >= t0:
+            frames.append(f)
+    inside = (cd["t"] >= t0) & (cd["t"] < t1)
+    return SweepData(0, t0, t1, cd[inside], tr[(tr["t"] >= t0) & (tr["t"] < t1)], tuple(frames), commanded, EV, RGB)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    rig = make_rig()
+    return rig, capture_sweep(rig)
+
+
+def test_lag_matches_the_trajectory_within_0_2_ms(sim):
+    rig, sweep = sim
+    fit = lag_from_sweeps([sweep])
+    assert abs(fit.lag_us - rig.trajectory.lag_us) < 200.0
+    assert fit.t_rise_us.size >= 20 and fit.residual_us < 100.0
+    # t1 + t2 = T + 2τ: every accepted patch is a crossing pair around the background's 1 dpt.
+    assert np.allclose(fit.patch_lags_us, 0.5 * (fit.t_rise_us + fit.t_fall_us - fit.period_us))
+    assert np.median(np.abs(fit.power_dpt - 1.0)) < 0.1
+
+
+def test_without_lag_correction_the_estimate_would_be_wrong(sim):
+    """The estimator sees the lag: shifting the sync by 1 ms shifts the estimate by 1 ms."""
+    rig, sweep = sim
+    c = sweep.commanded
+    shifted = CommandedSweep(c.waveform, c.low_dpt, c.high_dpt, c.t0_us - 1000.0, frequency_hz=c.frequency_hz)
+    fit = estimate_lag(sweep.cd, shifted, EV)
+    assert abs(fit.lag_us - (rig.trajectory.lag_us + 1000.0)) < 200.0
+
+
+def test_every_event_gets_its_true_focal_index_up_to_edge_jitter(sim):
+    rig, sweep = sim
+    model = FocalModel.from_calibration(sweep.commanded, lag_from_sweeps([sweep]).temporal())
+    bins = FocalBins.for_model(model, 8, guard_fraction=0.05)
+    k = assign_focal_index(sweep.cd["t"], model, bins)
+    true_power = rig.trajectory.actual_dpt(sweep.cd["t"].astype(np.float64))
+    k_true = bins.index_of_power(true_power)
+    wrong = k != k_true
+    assert wrong.mean() < 0.05
+    edge_distance = np.min(np.abs(true_power[wrong, None] - bins.edges_dpt[None, :]), axis=1)
+    assert np.all(edge_distance < 0.03)  # 0.2 ms of lag error at ≤ 126 dpt/s, plus the gain the model ignores
+    both = wrong & (k >= 0) & (k_true >= 0)
+    assert np.all(np.abs(k[both].astype(int) - k_true[both]) == 1)
+    # Vectorised binning of the model's own power gives the same labels as the lookup-table kernel.
+    assert np.array_equal(k, bins.index_of_power(model.power_dpt(sweep.cd["t"])))
+
+
+def test_triangle_segments_are_linear_in_time():
+    c = CommandedSweep("triangle", 0.0, 4.0, 0.0, frequency_hz=10.0)
+    model = FocalModel(c, lag_us=500.0)
+    bins = FocalBins.for_model(model, 4, guard_fraction=0.0)
+    t = np.array([500 + 6250, 500 + 18750, 500 + 56250, 500 + 93750, 100_000 + 500 + 31250], np.int64)
+    assert assign_focal_index(t, model, bins).tolist() == [0, 1, 3, 0, 2]
+
+
+def test_stepped_sweeps_drop_the_settling_and_label_each_step():
+    c = CommandedSweep("stepped", 0.0, 3.0, 0.0, step_powers_dpt=(0.0, 1.0, 2.0, 3.0), dwell_us=1000.0)
+    model = FocalModel(c, lag_us=100.0)
+    bins = FocalBins.for_model(model, 3, guard_fraction=0.1)  # edges 0.3, 1.1, 1.9, 2.7 dpt; 100 µs settling
+    t = np.array([150, 250, 1150, 1250, 2250, 3500, 4050, 4250], np.int64)
+    assert assign_focal_index(t, model, bins).tolist() == [-1, 0, -1, 0, 2, 2, 2, 0]
+
+
+def test_frames_get_the_power_at_mid_exposure(sim):
+    rig, sweep = sim
+    model = FocalModel.from_calibration(sweep.commanded, TemporalCalibration(rig.trajectory.lag_us))
+    powers = frame_powers(sweep.frames, model)
+    truth = np.array([f.focal_power_dpt for f in sweep.frames])
+    assert len(powers) == 12 and np.max(np.abs(powers - truth)) < 0.02
+
+
+def test_breathing_is_recovered_from_a_sweep_of_a_planar_scene():
+    rig = make_rig(depths=(2.0,))
+    cam = SimFrameCamera(rig)
+    frames = [cam.frame_at(k) for k in range(12)]
+    b = estimate_breathing([f.image for f in frames], [f.focal_power_dpt for f in frames], ref_dpt=2.0)
+    assert b.coeffs[0] == pytest.approx(BREATHING, rel=0.25)
+    assert abs(b.centre_px[0] - 79.5) < 20 and abs(b.centre_px[1] - 59.5) < 20
+
+
+def _ground_truth_planes(rig, sweep, bins, model):
+    """Events binned by their true power and mapped to the reference RGB grid through the true geometry."""
+    cd = sweep.cd
+    true_power = rig.trajectory.actual_dpt(cd["t"].astype(np.float64))
+    k = bins.index_of_power(true_power)
+    geom, optics = rig.renderer.geometry, rig.renderer.optics
+    out = np.zeros((bins.n, *RGB[::-1]))
+    for i in range(bins.n):
+        sel = k == i
+        h = geom.homography @ optics.breathing_matrix(float(bins.centres_dpt[i]), *RGB)  # ref RGB → event
+        pts = np.column_stack([cd["x"][sel], cd["y"][sel]]).astype(np.float64)
+        rgb = geom.map_points(pts, np.linalg.inv(h))
+        x, y = np.round(rgb[:, 0]).astype(int), np.round(rgb[:, 1]).astype(int)
+        ok = (x >= 0) & (x < RGB[0]) & (y >= 0) & (y < RGB[1])
+        np.add.at(out[i], (y[ok], x[ok]), 1.0)
+    return out
+
+
+def test_stack_is_aligned_with_the_ground_truth(sim):
+    import cv2
+
+    rig, sweep = sim
+    fit = lag_from_sweeps([sweep])
+    frames = [SimFrameCamera(make_rig(depths=(2.0,))).frame_at(k) for k in range(12)]
+    breathing = estimate_breathing([f.image for f in frames], [f.focal_power_dpt for f in frames], ref_dpt=2.0)
+    spatial = SpatialCalibration(RGB, EV, np.linalg.inv(rig.renderer.geometry.homography))
+    cal = Calibration(spatial, fit.temporal(), breathing)
+    stack = build_focal_stack(sweep, cal, n_planes=6)
+    assert stack.frames.shape == (6, 120, 160, 3) and stack.events.shape == (6, 2, 120, 160)
+    assert np.all(np.diff(stack.focal_powers_dpt) > 0)
+    assert stack.meta["calibration_id"] == cal.id and stack.meta["sweep_index"] == 0
+    model = FocalModel.from_calibration(sweep.commanded, cal.temporal)
+    bins = FocalBins.for_model(model, 6)
+    truth = _ground_truth_planes(rig, sweep, bins, model)
+    ours = stack.events.sum(axis=1)
+    for i in range(6):
+        a = cv2.GaussianBlur(ours[i], (0, 0), 1.5).ravel()
+        b = cv2.GaussianBlur(truth[i].astype(np.float32), (0, 0), 1.5).ravel()
+        assert np.corrcoef(a, b)[0, 1] > 0.8, i
+        # Counts are conserved (away from the border, where the simulator's breathing pulls black into view).
+        assert ours[i, 4:-4, 4:-4].sum() == pytest.approx(truth[i, 4:-4, 4:-4].sum(), rel=0.05)
+    # Frames: one source within half a bin, or a blend of the neighbours in power.
+    powers = {f.index: f.focal_power_dpt for f in sweep.frames}
+    for centre, sources in zip(stack.focal_powers_dpt, stack.meta["frame_sources"], strict=True):
+        if len(sources) == 1:
+            assert abs(powers[sources[0][0]] - centre) <= 0.5 * bins.width_dpt + 0.02
+        else:
+            (i, wi), (j, wj) = sources
+            assert wi + wj == pytest.approx(1.0) and min(powers[i], powers[j]) < centre < max(powers[i], powers[j])
+
+
+def test_stack_rejects_inconsistent_input(sim):
+    rig, sweep = sim
+    temporal = TemporalCalibration(rig.trajectory.lag_us)
+    wrong = SpatialCalibration(RGB, (64, 48), np.eye(3))
+    with pytest.raises(CalibrationError, match="inconsistent sizes"):
+        build_focal_stack(sweep, Calibration(wrong, temporal), 4)
+    with pytest.raises(CalibrationError, match="no spatial"):
+        build_focal_stack(sweep, Calibration(None, temporal), 4)
+    assert build_focal_stack(sweep, Calibration(None, temporal), 4, with_events=False).events is None
+
+
+def test_cli_calibrates_the_timing_and_exports_stacks(sim, tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from capture.focal_stack import FocalStack
+    from tests.calibration_recordings import write_recording
+
+    rig, sweep = sim
+    rec = write_recording(tmp_path / "rec", sweep.cd, sweep.triggers, list(sweep.frames), EV, RGB, [sweep])
+    runner = CliRunner()
+    res = runner.invoke(app, ["calibrate", str(rec), "--out", str(tmp_path / "t.json")])
+    assert res.exit_code == 0, res.output
+    timing = Calibration.load(tmp_path / "t.json")
+    assert timing.spatial is None and abs(timing.temporal.lag_us - rig.trajectory.lag_us) < 200
+    assert "lens lag" in res.output and (tmp_path / "t.png").is_file()
+    # Without geometry there is no event stack: one clear line, exit status 2.
+    res = runner.invoke(app, ["stack", str(rec), "--calib", str(tmp_path / "t.json"), "--out", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "no spatial part" in res.output
+    spatial = SpatialCalibration(RGB, EV, np.linalg.inv(rig.renderer.geometry.homography))
+    Calibration(spatial, timing.temporal).save(tmp_path / "c.json")
+    for fmt, produced in (("npz", "sweep00000.npz"), ("eventstackmff", "event_stack/sweep00000/4.png")):
+        res = runner.invoke(app, ["stack", str(rec), "--calib", str(tmp_path / "c.json"), "--out",
+                                  str(tmp_path / fmt), "--format", fmt, "--planes", "4"])
+        assert res.exit_code == 0, res.output
+        assert (tmp_path / fmt / produced).is_file()
+    stack = FocalStack.load_npz(tmp_path / "npz" / "sweep00000.npz")
+    assert stack.n_planes == 4 and stack.events.shape == (4, 2, 120, 160) and stack.events.sum() > 1000
