@@ -58,7 +58,10 @@ def available_methods() -> list[str]:
 
 def get_method(name: str) -> FusionMethod:
     if name not in _METHODS and name in BUILTIN_METHODS:
-        importlib.import_module(BUILTIN_METHODS[name])
+        try:
+            importlib.import_module(BUILTIN_METHODS[name])
+        except ModuleNotFoundError as exc:  # the method's module or one of its dependencies is not installed
+            raise FusionError(f"fusion method {name!r} is not available here ({exc})") from exc
     try:
         return _METHODS[name]
     except KeyError:
