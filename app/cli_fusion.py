@@ -292,9 +292,72 @@ def bench_fusion(
     run_fusion_benchmarks(console, size=_parse_size(size), planes=planes or [16, 32], repeat=repeat)
 
 
+def _recording_calibration(recording, calib: Path | None):
+    """The calibration to slice ``recording`` with: ``--calib``, else the file the recording was captured with."""
+    from calibration.model import Calibration, CalibrationError
+
+    if calib is not None:
+        return Calibration.load(calib)
+    named = recording.metadata.get("calibration_file")
+    if named and Path(named).is_file():
+        return Calibration.load(named)
+    where = f" (it names {named}, which is not there)" if named else ""
+    raise CalibrationError(f"{recording.path}: no calibration to slice it with{where}; pass --calib calib.json "
+                           "(make one with `focalrig calibrate`)")
+
+
+def fuse_recording(
+    rec: Annotated[Path, typer.Argument(help="Recording folder (focalrig capture / simulate).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: one sub-folder per sweep.")],
+    calib: Annotated[Path | None, typer.Option("--calib", help="Calibration JSON (default: the one the recording "
+                                                "was captured with).")] = None,
+    sweep: Annotated[list[int] | None, typer.Option("--sweep", help="Sweep index to fuse (repeatable; default 0).")]
+    = None,
+    all_sweeps: Annotated[bool, typer.Option("--all", help="Fuse every sweep of the recording.")] = False,
+    planes: Annotated[int, typer.Option("--planes", help="Focal planes per sweep (equal-dioptre bins).", min=2)]
+    = 16,
+    method: MethodOpt = "classical",
+    device: DeviceOpt = "auto",
+    events: Annotated[bool, typer.Option("--events/--no-events", help="Slice the sweep's events into the stack "
+                                         "(needs the calibration's event→RGB geometry).")] = True,
+    event_weight: EventWeightOpt = 0.0,
+) -> None:
+    """Fuse sweeps of a recording: calibration → aligned focal stack → all-in-focus image and depth map."""
+    from dataclasses import replace
+
+    from calibration.stack import build_focal_stack
+    from capture.recording import Recording
+    from fusion.engine import fuse
+    from fusion.outputs import write_outputs
+
+    if all_sweeps and sweep:
+        raise ValueError("give --sweep K or --all, not both")
+    with Recording.open(rec) as recording:
+        cal = _recording_calibration(recording, calib)
+        wanted = range(len(recording)) if all_sweeps else (sweep or [0])
+        for k in wanted:
+            if not 0 <= k < len(recording):
+                raise ValueError(f"{rec}: no sweep {k}; the recording has {len(recording)} sweep(s) (0–"
+                                 f"{len(recording) - 1})")
+        with _progress() as bar:
+            task = bar.add_task("fusing", total=len(wanted), detail="")
+            for k in wanted:
+                bar.update(task, detail=f"sweep {k}")
+                stack = build_focal_stack(recording.sweep(k), cal, n_planes=planes, with_events=events)
+                stack = replace(stack, meta={**stack.meta, "recording": str(recording.path),
+                                             "recording_uid": recording.uid})
+                result = fuse(stack, method=method, device=device, **_method_options(method, event_weight))
+                write_outputs(result, stack, out / stack.name)
+                console.print(f"sweep {k}: {stack.n_planes} planes {stack.shape[1]}x{stack.shape[0]} → "
+                              f"{out / stack.name} ({result.method} on {result.device}, "
+                              f"{result.timings_s['total']:.3f} s)", highlight=False)
+                bar.advance(task)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the fusion commands to the top-level app and ``bench fusion`` to the bench group."""
     app.command("predict")(friendly_errors(predict))
+    app.command("fuse")(friendly_errors(fuse_recording))
     app.command("predict-datasets", context_settings=_EXTRA)(friendly_errors(predict_datasets))
     app.command("predict-pairs", context_settings=_EXTRA)(friendly_errors(predict_pairs))
     app.command("eval", context_settings=_EXTRA)(friendly_errors(eval_command))

@@ -106,8 +106,9 @@ class SimConfig(StrictModel):
         (320, 240), description="event sensor resolution [width, height] (the view is mirrored by the beam splitter)"
     )
     depths_dpt: tuple[float, ...] = Field(
-        (0.5, 1.5, 3.0), min_length=1,
-        description="depths of the scene's layers in dioptres (1/m), far to near in any order",
+        (0.4, 1.2, 2.1), min_length=1,
+        description="depths of the scene's layers in dioptres (1/m), far to near in any order; keep them inside "
+        "the plan's sweep range or they are never in focus",
     )
     seed: int = Field(0, ge=0, description="seed of the scene texture and of every noise source")
     realtime: bool = Field(
@@ -121,12 +122,12 @@ class SimConfig(StrictModel):
         1, description="event-camera trigger-in channel wired to the lens driver's sync output, or \"none\""
     )
     sweep_hz: float = Field(
-        10.0, gt=0,
+        4.0, gt=0,
         description="focal sweep used when the lens is not the rig's built-in LD4 simulator (optosim://); with it, "
         "the simulated rig follows whatever the lens is commanded instead",
     )
     sweep_low_dpt: float = Field(0.0, description="low end of that sweep (dpt)")
-    sweep_high_dpt: float = Field(4.0, description="high end of that sweep (dpt)")
+    sweep_high_dpt: float = Field(2.5, description="high end of that sweep (dpt)")
     sweep_waveform: Literal["sine", "triangle", "rectangle"] = Field("sine", description="waveform of that sweep")
     event_threshold: float = Field(0.22, gt=0, le=2,
                                    description="ESIM contrast threshold in ln units (0.22 ≈ the IMX636's 25 %)")

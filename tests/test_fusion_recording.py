@@ -1,0 +1,89 @@
+"""`focalrig fuse REC`: a recording through its calibration and slicing into fusion, one output per sweep."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from calibration.model import Calibration, TemporalCalibration
+from capture.engine import CaptureEngine
+from capture.recording import Recording
+from tests.capture_rigs import plan, sim_rig
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A 3-sweep simulated recording captured with a (temporal) calibration file named in its metadata."""
+    root = tmp_path_factory.mktemp("fuse")
+    rig, _ = sim_rig()
+    calib = Calibration(temporal=TemporalCalibration(lag_us=rig.sim.trajectory.lag_us)).save(root / "calib.json")
+    with rig:
+        status = CaptureEngine(rig, plan(sweeps=3), root / "recs", calibration_path=calib).run()
+    assert status.exit_status == "success"
+    return status.recording, calib
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_fuse_all_sweeps_with_the_recordings_own_calibration(recorded, tmp_path):
+    rec, calib = recorded
+    result = invoke("fuse", rec, "--out", tmp_path, "--all", "--no-events", "--planes", "4")
+    assert result.exit_code == 0, result.output
+    with Recording.open(rec) as recording:
+        n, uid, (w, h) = len(recording), recording.uid, recording.frame_geometry
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert folders == [f"sweep{k:05d}" for k in range(n)]
+    for k, name in enumerate(folders):
+        info = json.loads((tmp_path / name / "result.json").read_text())
+        assert info["input"]["meta"]["sweep_index"] == k
+        assert info["input"]["meta"]["recording_uid"] == uid
+        assert info["input"]["meta"]["calibration_id"] == Calibration.load(calib).id
+        assert info["input"]["planes"] == 4
+        fused = cv2.imread(str(tmp_path / name / "fused.png"), cv2.IMREAD_UNCHANGED)
+        assert fused.shape[:2] == (h, w)
+        index = np.load(tmp_path / name / "focal_index.npy")
+        assert index.min() >= 0 and index.max() <= 3
+
+
+def test_one_sweep_by_index(recorded, tmp_path):
+    rec, calib = recorded
+    result = invoke("fuse", rec, "--calib", calib, "--out", tmp_path, "--sweep", "1", "--no-events")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep00001"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sweep", "7"], "no sweep 7"),
+    (["--sweep", "0", "--all"], "not both"),
+])
+def test_bad_sweep_choice_is_one_clear_error(recorded, tmp_path, args, message):
+    rec, _ = recorded
+    result = invoke("fuse", rec, "--out", tmp_path, "--no-events", *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_missing_calibration_says_what_to_do(recorded, tmp_path):
+    rec, calib = recorded
+    meta = json.loads((rec / "metadata.json").read_text())
+    moved = tmp_path / "elsewhere.json"
+    calib.rename(moved)
+    try:
+        result = invoke("fuse", rec, "--out", tmp_path / "out", "--no-events")
+    finally:
+        moved.rename(calib)
+    assert result.exit_code == 2
+    assert "no calibration" in result.output and "--calib" in result.output
+    assert meta["calibration_file"] == str(calib)
+
+
+def test_events_need_the_spatial_calibration(recorded, tmp_path):
+    rec, _ = recorded
+    result = invoke("fuse", rec, "--out", tmp_path)
+    assert result.exit_code == 2 and "spatial" in result.output
