@@ -194,7 +194,17 @@ def test_stop_request_finishes_the_sweep_in_progress(tmp_path):
 def test_full_queue_drops_and_counts_and_the_raw_file_still_decodes_exactly(tmp_path):
     rig, _ = sim_rig()
     engine = CaptureEngine(rig, plan(sweeps=3), tmp_path, event_queue_mib=0.01, lossless=False)
-    engine.signals.frame.connect(lambda f: time.sleep(0.003))  # a slow consumer on the pipeline thread: a slow disk
+
+    def stalled_disk(_frame) -> None:
+        """Hold the pipeline thread (the writer) until the event reader has had to drop: a disk that stalls.
+
+        Waiting on the drop counter rather than sleeping a fixed time keeps the test independent of CPU load.
+        """
+        deadline = time.monotonic() + 10.0
+        while engine.status().drops["events"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    engine.signals.frame.connect(stalled_disk)
     with rig:
         status = engine.run()
     assert status.drops["event_chunks"] > 0 and status.drops["events"] > 0
