@@ -17,9 +17,13 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from app import __version__
+from app.cli_calibration import register as register_calibration
+from app.cli_capture import register as register_capture
 from app.cli_common import console, err_console, friendly_errors
 from app.cli_devices import devices_app
+from app.cli_fusion import register as register_fusion
 from app.cli_lens import lens_app, sim_app
+from app.cli_train import bench_net, train
 from app.config import FocalrigConfig, load_config
 
 app = typer.Typer(
@@ -39,6 +43,11 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(devices_app, name="devices")
 app.add_typer(lens_app, name="lens")
 app.add_typer(sim_app, name="sim")
+register_fusion(app, bench_app)
+register_capture(app, bench_app)
+register_calibration(app, bench_app)
+app.command("train")(train)
+bench_app.command("net")(bench_net)
 
 @dataclass
 class _State:
