@@ -22,6 +22,7 @@ from app.cli_capture import register as register_capture
 from app.cli_common import console, err_console, friendly_errors
 from app.cli_devices import devices_app
 from app.cli_fusion import register as register_fusion
+from app.cli_gui import gui
 from app.cli_lens import lens_app, sim_app
 from app.cli_train import bench_net, train
 from app.config import FocalrigConfig, load_config
@@ -48,6 +49,7 @@ register_capture(app, bench_app)
 register_calibration(app, bench_app)
 app.command("train")(train)
 bench_app.command("net")(bench_net)
+app.command("gui")(gui)
 
 @dataclass
 class _State:

@@ -1,0 +1,210 @@
+"""Sweep → focal stack → fusion → display arrays: the fusion worker's job, run in a child process.
+
+Building a stack and fusing it is CPU-heavy Python/numpy work; in the GUI's process it would compete with the
+GUI thread for the GIL and stall the event loop. The controller therefore runs :func:`run_fusion` in a
+single persistent ``spawn`` worker process (:class:`FusionProcess`), which also keeps CUDA out of the GUI
+process. Everything crossing the process boundary is plain picklable data (SweepData, Calibration,
+FocalStack, FusionResult). This module must not import Qt: the child imports it without a GUI.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from app.gui.imaging import ResultPictures, result_pictures
+from capture.focal_stack import FocalStack
+from capture.sweep import SweepData
+
+log = logging.getLogger("focalrig.gui")
+
+#: Fusion methods tried, in order, for the "best" choice: the network when its weights load, else classical.
+BEST_METHODS = ("net", "classical")
+_UNAVAILABLE: dict[str, str] = {}  # methods that failed to load in this process, with why
+
+
+@dataclass(frozen=True)
+class FusionRequest:
+    """What to fuse and how. Exactly one of ``sweep`` and ``stack`` is given."""
+
+    source: str                          # "live", a recording's name, or where a stack came from
+    index: int
+    method: str = "best"
+    device: str = "auto"
+    n_planes: int = 8
+    sweep: SweepData | None = None
+    stack: FocalStack | None = None
+    calibration: Any = None              # the loaded Calibration, or None: estimate one from the sweep
+    auto: tuple | None = None            # (key, Calibration) estimated earlier, reused when the key matches
+    sim_spatial: Any = None              # simulator ground-truth SpatialCalibration for estimated calibrations
+
+
+@dataclass(frozen=True)
+class FusedSweep:
+    """One capture-and-fuse outcome, as the result views show it."""
+
+    sweep_index: int
+    source: str
+    stack: FocalStack
+    result: Any                          # fusion.engine.FusionResult
+    stack_s: float                       # time to build the focal stack (including an estimated calibration)
+    fuse_s: float                        # time to fuse it
+    pictures: ResultPictures             # display arrays, prepared off the GUI thread
+    #: (key, Calibration) when a calibration was estimated for this sweep (none was loaded), else None.
+    auto_calibration: tuple | None = None
+    notes: tuple[str, ...] = ()          # things the GUI should log (a method that was unavailable, ...)
+
+
+def auto_key(sweep: SweepData, source: str) -> tuple:
+    """What an estimated calibration depends on: the commanded waveform, the geometry and where data came from."""
+    c = sweep.commanded
+    return (source, c.waveform, c.low_dpt, c.high_dpt, c.frequency_hz, c.dwell_us, tuple(sweep.event_geometry),
+            tuple(sweep.frame_geometry))
+
+
+def fuse_with(stack: FocalStack, method: str, device: str, notes: list[str]) -> Any:
+    """``fusion.engine.fuse`` with ``method``; ``best`` tries :data:`BEST_METHODS` in order, skipping any that
+    cannot load here (no weights shipped yet, a missing optional dependency), and remembers which those were.
+    """
+    from fusion.engine import FusionError, fuse
+
+    if method != "best":
+        return fuse(stack, method, device)
+    for candidate in BEST_METHODS[:-1]:
+        if candidate in _UNAVAILABLE:
+            continue
+        try:
+            return fuse(stack, candidate, device)
+        except (FusionError, ImportError, OSError) as exc:
+            _UNAVAILABLE[candidate] = str(exc)
+            notes.append(f"fusion method {candidate} unavailable, using the next best: {exc}")
+    return fuse(stack, BEST_METHODS[-1], device)
+
+
+def run_fusion(request: FusionRequest) -> FusedSweep:
+    """Build the stack (estimating a calibration when none was loaded), fuse it, prepare the display arrays."""
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    made = None
+    stack = request.stack
+    if stack is None:
+        from app.gui.autocal import auto_calibration
+        from calibration.stack import build_focal_stack
+
+        sweep = request.sweep
+        cal = request.calibration
+        if cal is None:
+            key = auto_key(sweep, request.source)
+            cal = request.auto[1] if request.auto is not None and request.auto[0] == key else None
+            if cal is None:
+                cal = auto_calibration(sweep, request.sim_spatial)
+                made = (key, cal)
+        stack = build_focal_stack(sweep, cal, request.n_planes, with_events=cal.spatial is not None)
+        index = sweep.index
+    else:
+        index = request.index
+    t1 = time.perf_counter()
+    result = fuse_with(stack, request.method, request.device, notes)
+    t2 = time.perf_counter()
+    return FusedSweep(index, request.source, stack, result, t1 - t0, t2 - t1, result_pictures(stack, result), made,
+                      tuple(notes))
+
+
+def warm_up(method: str) -> None:
+    """Import what fusing will need (calibration, the fusion method and, for ``net``, torch) ahead of time."""
+    import calibration.stack  # noqa: F401 - imported for its import cost only
+    from fusion.engine import FusionError, get_method
+
+    for candidate in BEST_METHODS if method == "best" else (method,):
+        try:
+            get_method(candidate)
+        except (FusionError, ImportError, OSError) as exc:
+            _UNAVAILABLE[candidate] = str(exc)
+
+
+def _serve(conn) -> None:
+    """The child's loop: ("warm", method) imports ahead; ("fuse", request) answers ("ok"|"error", value)."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        kind, payload = message
+        if kind == "warm":
+            warm_up(payload)
+            continue
+        try:
+            reply = ("ok", run_fusion(payload))
+        except Exception as exc:  # every failure goes back to the GUI as a message
+            reply = ("error", str(exc) or type(exc).__name__)
+        conn.send(reply)
+
+
+class FusionProcess:
+    """One persistent ``spawn`` worker process for :func:`run_fusion`, started on first use, restarted if it dies.
+
+    ``run`` blocks its caller (a worker thread, never the GUI thread); ``shutdown`` stops the child at once
+    (terminating it when it is busy), which also releases a ``run`` waiting on it.
+    """
+
+    def __init__(self) -> None:
+        self._proc = None
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> None:
+        if self._proc is None or not self._proc.is_alive():
+            ctx = multiprocessing.get_context("spawn")
+            parent, child = ctx.Pipe()
+            self._proc = ctx.Process(target=_serve, args=(child,), name="focalrig-fusion", daemon=True)
+            self._proc.start()
+            child.close()
+            self._conn = parent
+
+    def warm(self, method: str) -> None:
+        """Start the process and let it import the fusion code in the background (returns at once)."""
+        try:
+            with self._lock:
+                self._ensure()
+                self._conn.send(("warm", method))
+        except (OSError, RuntimeError) as exc:  # no process now: the first fuse tries again and reports
+            log.warning("could not start the fusion process ahead of time: %s", exc)
+
+    def run(self, request: FusionRequest) -> FusedSweep:
+        with self._lock:
+            self._ensure()
+            try:
+                self._conn.send(("fuse", request))
+                status, value = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                self._proc = None
+                raise RuntimeError("the fusion process stopped (out of memory, or the window is closing); the "
+                                   "next capture-and-fuse starts a new one") from None
+        if status == "error":
+            raise FusionJobError(value)
+        return value
+
+    def shutdown(self, timeout_s: float = 0.2) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if proc is None:
+            return
+        try:
+            conn.send(None)
+        except (OSError, ValueError):
+            pass
+        proc.join(timeout_s)
+        if proc.is_alive():
+            proc.kill()  # holds nothing that needs a clean exit (it may be mid-import of torch)
+            proc.join(5.0)
+        conn.close()
+
+
+class FusionJobError(RuntimeError):
+    """Building or fusing the stack failed in the fusion process; the message is the original error's."""

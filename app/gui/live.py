@@ -1,0 +1,140 @@
+"""The live-view feed: a thread that turns the newest engine (or replay) data into display-ready arrays.
+
+At the display rate it pulls the newest frame and the newest ``accumulation`` of events from a
+:class:`LiveSource`, accumulates the events into an ON/OFF colour image (``capture.render.accumulate``), and
+posts a :class:`LivePicture` into a mailbox; at a tenth of that rate it also posts the focal-power and
+event-rate histories for the plots. The GUI timer only takes the newest picture and calls ``setImage``, so
+event accumulation, dtype handling and copies never run on the GUI thread (app-notes §3.2, §5.1).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from app.gui.imaging import Levels, display_image
+from app.gui.timing import Mailbox
+from capture.render import accumulate
+from drivers.camera import Frame
+
+
+class LiveSource(Protocol):
+    """What the feed reads; ``capture.engine.CaptureEngine`` and the replay cursor both provide it."""
+
+    def latest_frame(self) -> Frame | None: ...
+    def latest_events(self, window_us: int) -> np.ndarray: ...
+    def lens_history(self) -> np.ndarray: ...
+    def rate_history(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LivePicture:
+    frame: np.ndarray | None            # display-ready RGB/mono frame (None: no new frame since last picture)
+    frame_levels: Levels
+    frame_index: int | None
+    focal_power_dpt: float | None       # of the frame, at mid-exposure, where known
+    events_rgb: np.ndarray | None       # ON/OFF accumulation image (None: no event camera)
+    n_events: int
+    t_us: int | None                    # newest event time shown
+
+
+@dataclass(frozen=True)
+class LiveTraces:
+    lens: np.ndarray                    # (k, 2) [t_s, dpt]
+    rate: np.ndarray                    # (k, 2) [t_s, events/s]
+    t_ref_us: float                     # event-clock time of t_s = 0
+
+
+class LiveFeed:
+    """Pulls from ``source`` on its own thread; :meth:`set_source` swaps the source (None pauses)."""
+
+    def __init__(self, *, fps: float = 30.0, accumulation_us: int = 10_000) -> None:
+        self.pictures: Mailbox[LivePicture] = Mailbox()
+        self.traces: Mailbox[LiveTraces] = Mailbox()
+        self.fps = fps
+        self.accumulation_us = accumulation_us
+        self.errors: Mailbox[str] = Mailbox()
+        self._lock = threading.Lock()
+        self._source: LiveSource | None = None
+        self._geometry: tuple[int, int] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_frame_index: int | None = None
+        self._last_events_key: tuple[int, int, int] | None = None
+
+    def set_source(self, source: LiveSource | None, event_geometry: tuple[int, int] | None = None) -> None:
+        with self._lock:
+            self._source, self._geometry = source, event_geometry
+            self._last_frame_index = self._last_events_key = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="gui-live-feed", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+
+    def poll_once(self, with_traces: bool = True) -> None:
+        """One pull (the thread calls this at the display rate; tests call it directly)."""
+        with self._lock:
+            source, geometry = self._source, self._geometry
+        if source is None:
+            return
+        picture = self._picture(source, geometry)
+        if picture is not None:
+            self.pictures.put(picture)
+        if with_traces:
+            self.traces.put(self._traces(source))
+
+    def _run(self) -> None:
+        """Poll on a fixed schedule (deadlines every 1/fps, not sleeps of 1/fps after the work)."""
+        tick = 0
+        deadline = time.perf_counter()
+        while not self._stop.is_set():
+            try:
+                self.poll_once(with_traces=tick % 3 == 0)
+            except Exception as exc:  # a source torn down mid-read: report, keep the feed alive
+                self.errors.put(f"live view: {exc}")
+            tick += 1
+            deadline += 1.0 / self.fps
+            now = time.perf_counter()
+            if deadline < now:  # fell behind (a slow poll): skip the missed slots instead of bursting
+                deadline = now
+            self._stop.wait(deadline - now)
+
+    def _picture(self, source: LiveSource, geometry: tuple[int, int] | None) -> LivePicture | None:
+        frame = source.latest_frame()
+        new_frame = frame is not None and frame.index != self._last_frame_index
+        image, levels = (None, (0.0, 255.0))
+        if new_frame:
+            image, levels = display_image(frame.image)
+            self._last_frame_index = frame.index
+        events_rgb, n, t_last = None, 0, None
+        if geometry is not None:
+            cd = source.latest_events(int(self.accumulation_us))
+            n = int(cd.shape[0])
+            t_last = int(cd["t"][-1]) if n else None
+            key = (n, t_last or -1, int(self.accumulation_us))
+            if key != self._last_events_key:
+                self._last_events_key = key
+                events_rgb = accumulate(cd, *geometry)
+        if image is None and events_rgb is None:
+            return None
+        return LivePicture(image, levels, frame.index if frame is not None else None,
+                           frame.focal_power_dpt if frame is not None else None, events_rgb, n, t_last)
+
+    @staticmethod
+    def _traces(source: LiveSource) -> LiveTraces:
+        lens = np.asarray(source.lens_history(), np.float64).reshape(-1, 2)
+        rate = np.asarray(source.rate_history(), np.float64).reshape(-1, 2)
+        t_ref = float(max(lens[-1, 0] if lens.size else 0.0, rate[-1, 0] if rate.size else 0.0))
+        return LiveTraces(np.column_stack([(lens[:, 0] - t_ref) * 1e-6, lens[:, 1]]),
+                          np.column_stack([(rate[:, 0] - t_ref) * 1e-6, rate[:, 1]]), t_ref)

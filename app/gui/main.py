@@ -1,0 +1,208 @@
+"""Start the window: ``focalrig gui`` and its scripted mode (capture-and-fuse, screenshot, timings, exit).
+
+The scripted mode exists for tests, documentation and benchmarks: it connects the configured (simulated) rig,
+lets it stream, presses Capture & fuse once, waits for the result, saves a screenshot of the main window, prints
+the longest GUI event-loop stall and the live views' display rate measured meanwhile, and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PyQt6.QtCore import QCoreApplication, QEvent, QObject, QTimer
+from PyQt6.QtWidgets import QApplication
+
+from app.config import ConfigError
+from app.gui.controller import RigController
+from app.gui.settings import GuiSettings, default_settings_path
+from app.gui.window import MainWindow
+
+log = logging.getLogger("focalrig.gui")
+
+
+@dataclass
+class GuiOptions:
+    config: Path | None = None
+    plan: Path | None = None
+    overrides: tuple[str, ...] = ()
+    recording: Path | None = None
+    capture_and_fuse: bool = False
+    screenshot: Path | None = None
+    exit_after: bool = False
+    report_stalls: bool = False
+    settings_path: Path | None = None
+    timeout_s: float = 120.0
+    #: Seconds of streaming before Capture & fuse is pressed (the stall/fps measurement covers this too).
+    warmup_s: float = 2.0
+
+
+class ScriptedRun(QObject):
+    """Drives the window through one capture-and-fuse and reports; ``exit_code`` is what ``exec`` returns."""
+
+    def __init__(self, window: MainWindow, options: GuiOptions, report=print) -> None:
+        super().__init__(window)
+        self.window = window
+        self.options = options
+        self.report = report
+        self.controller = window.controller
+        self.t_start = time.perf_counter()
+        self.t_measure = 0.0
+        self.paints0 = 0
+        self.phase = "connect"
+        self._done = False
+        self.controller.connection_changed.connect(self._connection)
+        self.controller.fused.connect(self._fused)
+        self.controller.fusion_failed.connect(lambda m: self._finish(1, f"fusion failed: {m}"))
+        self.controller.error.connect(lambda title, m: self._finish(1, f"{title}: {m}"))
+        self.controller.replay_changed.connect(self._replay_opened)
+        self.controller.engine_running.connect(self._engine_running)
+        self.t_engine = 0.0
+        QTimer.singleShot(int(options.timeout_s * 1000), lambda: self._finish(1, f"timed out after "
+                                                                                f"{options.timeout_s:.0f} s"))
+
+    def _engine_running(self, running: bool) -> None:
+        if running and not self.t_engine:
+            self.t_engine = time.perf_counter()
+
+    def _start_measuring(self) -> None:
+        self.window.stall.reset()
+        self.t_measure = time.perf_counter()
+        self.paints0 = (self.window.rgb_view.item.paints.total, self.window.event_view.item.paints.total)
+
+    def _connection(self, state: str) -> None:
+        if state == "connected" and self.phase == "connect":
+            self.phase = "warmup"
+            self._start_measuring()
+            QTimer.singleShot(int(self.options.warmup_s * 1000), self._press)
+
+    def _replay_opened(self, session) -> None:
+        if session is not None and self.phase == "connect":
+            self.phase = "warmup"
+            panel = self.window.replay_panel  # play (looping) while measuring, as a user watching it would
+            panel.loop.setChecked(True)
+            panel.play_button.setChecked(True)
+            self._start_measuring()
+            QTimer.singleShot(int(self.options.warmup_s * 1000), self._press)
+
+    def _press(self) -> None:
+        if self.options.capture_and_fuse:
+            self.phase = "fusing"
+            self.controller.capture_and_fuse()
+        else:
+            self._finish(0, None)
+
+    def _fused(self, fused) -> None:
+        if self.phase == "fusing":
+            self.phase = "done"
+            r = fused.result
+            self.report(f"capture-and-fuse: sweep {fused.sweep_index}, {fused.stack.n_planes} planes "
+                        f"{fused.stack.shape[1]}x{fused.stack.shape[0]}, method {r.method} on {r.device}, "
+                        f"stack {fused.stack_s * 1e3:.0f} ms, fuse {fused.fuse_s * 1e3:.0f} ms")
+            QTimer.singleShot(300, lambda: self._finish(0, None))  # let the views paint the result
+
+    def measurements(self) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.t_measure, 1e-9)
+        rgb0, ev0 = self.paints0 if isinstance(self.paints0, tuple) else (0, 0)
+        return {"seconds": elapsed, "max_stall_ms": self.window.stall.max_stall_ms,
+                "rgb_fps": (self.window.rgb_view.item.paints.total - rgb0) / elapsed,
+                "events_fps": (self.window.event_view.item.paints.total - ev0) / elapsed}
+
+    def _finish(self, code: int, problem: str | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        m = self.measurements() if self.t_measure else None
+        if m is not None and (self.options.report_stalls or self.options.capture_and_fuse):
+            size = self.window.event_view.data()
+            geometry = f"{size.shape[1]}x{size.shape[0]}" if size is not None else "?"
+            what = "streaming + capture-and-fuse" if self.options.capture_and_fuse else "streaming"
+            self.report(f"GUI event loop: longest stall {m['max_stall_ms']:.1f} ms over {m['seconds']:.1f} s of "
+                        f"{what}; live display {m['rgb_fps']:.1f} fps (RGB), {m['events_fps']:.1f} fps "
+                        f"(events {geometry}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+            engine = self.controller.engine
+            if engine is not None and self.t_engine:
+                st, wall = engine.status(), time.perf_counter() - self.t_engine
+                self.report(f"source: {st.frames_total / wall:.1f} frames/s and {st.events_total / wall / 1e6:.2f} "
+                            f"Mev/s delivered; event clock at {st.t_event_us / 1e6 / wall:.2f}x real time "
+                            "(the display cannot show frames faster than the rig delivers them)")
+        if self.options.screenshot is not None:
+            self.options.screenshot.parent.mkdir(parents=True, exist_ok=True)
+            if not self.window.grab().save(str(self.options.screenshot)):
+                problem, code = f"cannot write the screenshot {self.options.screenshot}", 2
+            else:
+                self.report(f"screenshot: {self.options.screenshot}")
+        if problem:
+            self.report(f"error: {problem}")
+        if self.options.exit_after or code != 0:
+            self.window.close()
+            QApplication.instance().exit(code)
+
+
+def _configure_logging() -> None:
+    """Let INFO records reach the log panel without making the terminal chattier than -v asked for."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if handler.level == logging.NOTSET:
+            handler.setLevel(root.level)
+    root.setLevel(min(root.level, logging.INFO))
+
+
+def _load_settings(options: GuiOptions) -> tuple[GuiSettings, Path]:
+    path = options.settings_path or default_settings_path()
+    settings, warnings = GuiSettings.load(path)
+    for warning in warnings:
+        log.warning(warning)
+    return settings, path
+
+
+def build_window(options: GuiOptions) -> tuple[MainWindow, GuiSettings]:
+    """The window and its controller for ``options`` (a QApplication must exist)."""
+    settings, path = _load_settings(options)
+    config = options.config
+    if config is None and settings.last_config and Path(settings.last_config).is_file():
+        config = Path(settings.last_config)
+    try:
+        controller = RigController(config, list(options.overrides), plan_path=options.plan)
+    except ConfigError as exc:
+        if options.config is not None:
+            raise
+        log.warning("last config %s is unusable (%s); using the default", config, exc)
+        controller = RigController(None, list(options.overrides), plan_path=options.plan)
+    window = MainWindow(controller, settings, path)
+    return window, settings
+
+
+def run_gui(options: GuiOptions) -> int:
+    """Open the window (and run the scripted mode when asked); returns the process exit status."""
+    headless = (sys.platform.startswith("linux") and "QT_QPA_PLATFORM" not in os.environ
+                and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"))
+    if headless and options.exit_after:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # scripted runs on a headless machine
+    elif headless:  # Qt would abort() without a word
+        raise ValueError("no display to open the window on (DISPLAY/WAYLAND_DISPLAY unset); run it on a desktop, "
+                         "use ssh -X, or use the scripted mode (--exit) which renders offscreen")
+    _configure_logging()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("focalrig")
+    window, settings = build_window(options)
+    window.show()
+    if not settings.window_geometry:
+        window.resize(1680, 1050)  # a first start (and scripted screenshots): room for every view
+    if options.capture_and_fuse or options.exit_after or options.screenshot or options.report_stalls:
+        ScriptedRun(window, options)  # a child of the window, which keeps it alive
+    if options.recording is not None:
+        window.controller.open_replay(options.recording)
+    else:
+        window.controller.connect_rig()
+    code = app.exec()
+    window.close()  # idempotent: settings saved, capture stopped, devices released, workers ended
+    # Destroy the widget tree now, while the QApplication exists: left to interpreter shutdown, Qt and Python
+    # objects die in arbitrary order, which crashes PyQt now and then (exit status -11 after a clean run).
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    return code

@@ -1,0 +1,134 @@
+"""Sweep controls: dioptre range, waveform, frequency/dwell, planes, frame rate and exposure, plan presets.
+
+Edits are applied as a whole with Apply (or Enter), validated by :class:`~capture.plan.SweepPlan` itself, so
+an impossible combination is refused with the plan's own message and a dragged spin box never floods the
+lens with commands (app-notes §3.2 item 4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.controller import RigController
+from capture.plan import PLAN_DIR, PlanError, SweepPlan
+
+
+def _spin(lo: float, hi: float, step: float, decimals: int, suffix: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setDecimals(decimals)
+    box.setSuffix(f" {suffix}")
+    box.setKeyboardTracking(False)
+    return box
+
+
+class SweepPanel(QWidget):
+    """Edits the controller's plan; ``presets`` lists ``configs/plans/*.toml``."""
+
+    def __init__(self, controller: RigController, parent: QWidget | None = None,
+                 plan_dir: Path = PLAN_DIR) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.plan_dir = plan_dir
+        self.preset = QComboBox()
+        self.preset.addItem("(current)")
+        for path in sorted(plan_dir.glob("*.toml")) if plan_dir.is_dir() else []:
+            self.preset.addItem(path.stem, str(path))
+        self.preset.activated.connect(self.load_preset)
+        self.low = _spin(-50, 50, 0.1, 3, "dpt")
+        self.high = _spin(-50, 50, 0.1, 3, "dpt")
+        self.waveform = QComboBox()
+        self.waveform.addItems(["sine", "triangle", "stepped"])
+        self.frequency = _spin(0.001, 1000, 1, 3, "Hz")
+        self.dwell = _spin(0.1, 10_000, 1, 1, "ms")
+        self.planes = QSpinBox()
+        self.planes.setRange(2, 1024)
+        self.frame_rate = _spin(0.1, 10_000, 1, 1, "fps")
+        self.exposure = _spin(1, 1e7, 100, 0, "µs")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.clicked.connect(self.apply)
+        self.revert_button = QPushButton("Revert")
+        self.revert_button.clicked.connect(lambda: self.show_plan(self.controller.plan))
+        form = QFormLayout()
+        form.addRow("Preset", self.preset)
+        form.addRow("Low", self.low)
+        form.addRow("High", self.high)
+        form.addRow("Waveform", self.waveform)
+        form.addRow("Frequency", self.frequency)
+        form.addRow("Step dwell", self.dwell)
+        form.addRow("Focal planes", self.planes)
+        form.addRow("Frame rate", self.frame_rate)
+        form.addRow("Exposure", self.exposure)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.revert_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+        self.waveform.currentTextChanged.connect(self._waveform_changed)
+        controller.plan_changed.connect(self.show_plan)
+        self.show_plan(controller.plan)
+
+    def show_plan(self, plan: SweepPlan) -> None:
+        self.low.setValue(plan.low_dpt)
+        self.high.setValue(plan.high_dpt)
+        self.waveform.setCurrentText(plan.waveform)
+        self.frequency.setValue(plan.frequency_hz)
+        self.dwell.setValue(plan.dwell_ms)
+        self.planes.setValue(plan.n_planes)
+        self.frame_rate.setValue(plan.frame_rate_hz)
+        self.exposure.setValue(plan.exposure_us)
+        self._waveform_changed(plan.waveform)
+
+    def edited_plan(self) -> SweepPlan:
+        """The controller's plan with this panel's values; raises PlanError naming the bad key."""
+        data = self.controller.plan.model_dump()
+        data.update(low_dpt=self.low.value(), high_dpt=self.high.value(), waveform=self.waveform.currentText(),
+                    frequency_hz=self.frequency.value(), dwell_ms=self.dwell.value(), n_planes=self.planes.value(),
+                    frame_rate_hz=self.frame_rate.value(), exposure_us=self.exposure.value())
+        return SweepPlan.from_dict(data, source="sweep controls")
+
+    def apply(self) -> bool:
+        try:
+            plan = self.edited_plan()
+        except PlanError as exc:
+            self.message.setText(f"<span style='color:#b00020'>{exc}</span>")
+            return False
+        self.message.setText(f"applied: {plan.waveform} {plan.low_dpt:g}–{plan.high_dpt:g} dpt, "
+                             f"{plan.period_s * 1e3:.0f} ms per sweep, {plan.n_planes} planes")
+        self.controller.set_plan(plan)
+        return True
+
+    def load_preset(self, index: int) -> None:
+        """Apply the plan file listed at ``index`` (index 0 is the current plan)."""
+        path = self.preset.itemData(index)
+        if not path:
+            return
+        try:
+            plan = SweepPlan.load(path)
+        except PlanError as exc:
+            self.message.setText(f"<span style='color:#b00020'>{exc}</span>")
+            return
+        self.message.setText(f"preset {Path(path).stem} loaded")
+        self.controller.set_plan(plan)
+
+    def _waveform_changed(self, waveform: str) -> None:
+        self.frequency.setEnabled(waveform != "stepped")
+        self.dwell.setEnabled(waveform == "stepped")

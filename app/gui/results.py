@@ -1,0 +1,89 @@
+"""The fusion views: all-in-focus image, depth map with a dioptre colour bar, confidence, and a focal-stack browser.
+
+The depth colour bar spans the sweep's focal-power range (absolute dioptres, never the image's own min/max),
+so two results are comparable by colour. The slider browses the stack's frames and event slices side by side.
+"""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from app.gui.fusion_job import FusedSweep
+from app.gui.views import ImageView
+
+
+class FusionResultView(QWidget):
+    def __init__(self, colormap: str = "viridis", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.aif = ImageView("All-in-focus")
+        self.depth = ImageView("Depth (dpt)", colormap=colormap)
+        self.confidence = ImageView("Confidence", colormap="inferno")
+        self.plane = ImageView("Focal plane")
+        self.event_slice = ImageView("Event slice")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setEnabled(False)
+        self.slider.valueChanged.connect(self.show_plane)
+        self.plane_label = QLabel("plane —")
+        self.summary = QLabel("No result yet: press Capture & fuse (F5).")
+        self.summary.setWordWrap(True)
+        stack = QVBoxLayout()
+        stack.setSpacing(2)
+        stack.addWidget(self.plane)
+        stack.addWidget(self.event_slice)
+        grid = QGridLayout()
+        grid.addWidget(self.aif, 0, 0)
+        grid.addWidget(self.depth, 0, 1)
+        grid.addWidget(self.confidence, 0, 2)
+        grid.addLayout(stack, 0, 3)
+        for column in range(4):
+            grid.setColumnStretch(column, 1)
+        browse = QHBoxLayout()
+        browse.addWidget(self.summary, 3)
+        browse.addWidget(QLabel("Stack:"))
+        browse.addWidget(self.slider, 2)
+        browse.addWidget(self.plane_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(grid, 1)
+        layout.addLayout(browse)
+        self.fused: FusedSweep | None = None
+
+    def views(self) -> dict[str, ImageView]:
+        """The views by export name."""
+        return {"all_in_focus": self.aif, "depth_dpt": self.depth, "confidence": self.confidence,
+                "focal_plane": self.plane, "event_slice": self.event_slice}
+
+    def show_result(self, fused: FusedSweep) -> None:
+        self.fused = fused
+        pics = fused.pictures
+        self.aif.set_image(pics.all_in_focus, pics.aif_levels)
+        self.depth.set_image(pics.depth_dpt, pics.depth_levels)
+        self.confidence.set_image(pics.confidence, (0.0, 1.0))
+        n = pics.planes.shape[0]
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, n - 1)
+        self.slider.setValue(min(self.slider.value(), n - 1))
+        self.slider.blockSignals(False)
+        self.slider.setEnabled(True)
+        self.event_slice.setVisible(pics.event_slices is not None)
+        self.show_plane(self.slider.value())
+        r = fused.result
+        total = fused.stack_s + fused.fuse_s
+        self.summary.setText(
+            f"<b>{fused.source}</b> sweep {fused.sweep_index}: {n} planes "
+            f"{pics.focal_powers_dpt[0]:.2f}–{pics.focal_powers_dpt[-1]:.2f} dpt, "
+            f"{fused.stack.shape[1]}×{fused.stack.shape[0]} · fused by <b>{r.method}</b> on {r.device} · "
+            f"stack {fused.stack_s * 1e3:.0f} ms + fuse {fused.fuse_s * 1e3:.0f} ms = {total * 1e3:.0f} ms")
+
+    def show_plane(self, k: int) -> None:
+        if self.fused is None:
+            return
+        pics = self.fused.pictures
+        self.plane.set_image(pics.planes[k], pics.plane_levels)
+        if pics.event_slices is not None:
+            self.event_slice.set_image(pics.event_slices[k], (0.0, 255.0))
+        self.plane_label.setText(f"plane {k + 1}/{pics.planes.shape[0]}: {pics.focal_powers_dpt[k]:.3f} dpt")
+
+    def set_colormap(self, name: str) -> None:
+        self.depth.set_colormap(name)
