@@ -49,6 +49,7 @@ class SyncStats:
     max_exposure_error_us: float = 0.0
     sync_edges: int = 0               # rising lens-sync edges seen
     sync_missed: int = 0              # sweeps closed without their sync edge (edge missing)
+    sync_restarts: int = 0            # sweeps cut short by a generator restart (discarded, not handed out)
     late_frames: int = 0              # frames that arrived after their sweep had been handed out
 
     def as_dict(self) -> dict:
@@ -151,6 +152,10 @@ class _Open:
     end_us: int | None = None
 
 
+#: A sync edge sooner than this fraction of a period after the last one ends a sweep that never completed.
+RESTART_FRACTION = 0.95
+
+
 @dataclass
 class SweepAssembler:
     """Cuts the event stream and the placed frames into :class:`SweepData`, one per sweep.
@@ -159,7 +164,10 @@ class SweepAssembler:
     a periodic origin (``set_origin``: soft sync, start k = t0 + k·T), or explicit starts (``add_start``: stepped
     sweeps, replays of soft-synced recordings; the caller adds one more start as the last sweep's end). A sweep
     ends where the next one starts; with hard sync a missing edge is bridged after 1.25 periods (counted in
-    ``stats.sync_missed``). ``keep`` False only counts each sweep's events and frames (headless recording
+    ``stats.sync_missed``), and edges closer than half a period are ignored as glitches, while an edge between half
+    and ``RESTART_FRACTION`` of a period after the last marks a generator restart: the short sweep is dropped
+    (``stats.sync_restarts``) and the sweep starts at the new edge. ``keep`` False only counts each sweep's
+    events and frames (headless recording
     without consumers): only event times are buffered.
     """
 
@@ -196,7 +204,13 @@ class SweepAssembler:
             edges = triggers["t"][(triggers["id"] == self.sync_channel) & (triggers["p"] == 1)]
             self.stats.sync_edges += len(edges)
             for t in edges:
-                if not self._starts or t > self._starts[-1][0] + 0.5 * self.period_us:
+                if self._starts and len(self._starts) > self._next and \
+                        0.5 * self.period_us < t - self._starts[-1][0] < RESTART_FRACTION * self.period_us:
+                    # The lens generator restarted its phase (a sweep command landing while it ran, e.g. the
+                    # first sweep after start-up): the cut-short sweep's commanded waveform is wrong; skip it.
+                    self._starts[-1] = (float(t), False)
+                    self.stats.sync_restarts += 1
+                elif not self._starts or t > self._starts[-1][0] + 0.5 * self.period_us:
                     self._starts.append((float(t), False))
         if len(cd) or len(triggers):
             # Without consumers only the times are kept, to count each sweep's events at half the memory.

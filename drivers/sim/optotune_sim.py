@@ -122,7 +122,10 @@ class LensDrive:
     swing between the static powers of the lower and upper current codes (after the soft limits) at
     ``frequency_hz``; sine and triangle are at the lower swing at phase 0, the rectangle at the upper one for the
     first half period. ``phase_s`` is the device time elapsed since phase 0 when this state was published, so a
-    listener on another clock places phase 0 at (its now − ``phase_s``). ``lens`` carries the dynamics.
+    listener on another clock places phase 0 at (its now − ``phase_s``). ``phase_origin_s`` is phase 0 on the
+    device clock: a new state with the same origin (a swing or temperature change) continues the generator's
+    phase, and a listener keeps its own placement of phase 0 rather than re-deriving it from clocks that need not
+    run at the same pace. ``lens`` carries the dynamics.
     """
 
     waveform: Literal["dc", "sine", "triangle", "rectangle"]
@@ -131,6 +134,7 @@ class LensDrive:
     frequency_hz: float
     phase_s: float
     lens: LensModel
+    phase_origin_s: float | None = None
 
 
 DriveListener = Callable[[LensDrive], None]
@@ -230,7 +234,7 @@ class LensDriver4Sim(TimedLink):
             lower, upper = (self.lens.static_dpt(self._clamp_raw(raw) * imax / 4095, temp)
                             for raw in (self.gen_lower_raw, self.gen_upper_raw))
             waveform = {2: "sine", 3: "triangle", 4: "rectangle"}[self.mode]
-            return LensDrive(waveform, lower, upper, self.gen_mhz / 1000.0, t - self.gen_t0, self.lens)
+            return LensDrive(waveform, lower, upper, self.gen_mhz / 1000.0, t - self.gen_t0, self.lens, self.gen_t0)
         held = self.lens.static_dpt(self._drive_ma(t), temp)
         return LensDrive("dc", held, held, 0.0, 0.0, self.lens)
 

@@ -52,6 +52,7 @@ class SimRig:
         self._present_us = 0.0
         self._wall_origin_s: float | None = None
         self._following: tuple[LensDriver4Sim, object] | None = None
+        self._last_drive: LensDrive | None = None
 
     @classmethod
     def default(cls, rgb_size: tuple[int, int] = (320, 240), event_size: tuple[int, int] | None = None, *,
@@ -151,7 +152,14 @@ class SimRig:
         now = self.now_us()
         with self._lock:
             running = self._present_us > 0 or (self.realtime and self._wall_origin_s is not None)
-        self.lens_path.set(now if running else -math.inf, trajectory_for(drive, now - drive.phase_s * 1e6))
+            last, self._last_drive = self._last_drive, drive
+        phase0_us = now - drive.phase_s * 1e6
+        if last is not None and running and drive.phase_origin_s is not None and \
+                (last.phase_origin_s, last.frequency_hz) == (drive.phase_origin_s, drive.frequency_hz):
+            current = self.lens_path.latest  # the generator kept its phase: so does the path
+            if isinstance(current, SweepTrajectory):
+                phase0_us = current.t0_us - (0.5e6 / drive.frequency_hz if last.upper_dpt < last.lower_dpt else 0.0)
+        self.lens_path.set(now if running else -math.inf, trajectory_for(drive, phase0_us))
 
 
 def trajectory_for(drive: LensDrive, phase0_us: float) -> Segment:
