@@ -237,21 +237,47 @@ def _parabolic_peak(y: np.ndarray, i: np.ndarray) -> np.ndarray:
     return i + np.clip(off, -0.5, 0.5)
 
 
-def _gap_centres(coarse: np.ndarray, fine: np.ndarray, lo: int, hi: int, reach: int) -> np.ndarray:
-    """Per row: centre (fractional bin) of the quietest run of ``fine`` within ``reach`` of ``coarse``'s maximum.
+def _gap_edges(coarse: np.ndarray, fine: np.ndarray, lo: int, hi: int, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: start and end (bin edges) of the quietest run of ``fine`` next to ``coarse``'s maximum in [lo, hi).
 
-    The run is the bins at or below min + 10 % of the window's range around the window's minimum.
+    The run's minimum is searched within ``reach`` of the maximum; the run is every bin around it at or below
+    min + 10 % of that window's range, followed as far as it goes inside [lo, hi). It must not stop at the
+    window: near a turnaround the lens is slow, the gap lasts longer than ``reach``, and a gap cut at the window
+    edge on the activity side would pull both crossings early (a lag biased by milliseconds).
     """
-    out = np.empty(coarse.shape[0])
+    start, end = np.empty(coarse.shape[0]), np.empty(coarse.shape[0])
     for r in range(coarse.shape[0]):  # one row per patch (tens), not per event
         p = lo + int(np.argmax(coarse[r, lo:hi]))
         a, b = max(lo, p - reach), min(hi, p + reach + 1)
         seg = fine[r, a:b]
-        j = int(np.argmin(seg))
-        quiet = seg <= seg[j] + 0.1 * (seg.max() - seg[j])
-        left = j - int(np.argmin(quiet[j::-1])) + 1 if not quiet[:j + 1].all() else 0
-        right = j + int(np.argmin(quiet[j:])) - 1 if not quiet[j:].all() else len(seg) - 1
-        out[r] = a + 0.5 * (left + right) + 0.5
+        j = a + int(np.argmin(seg))
+        quiet = fine[r, lo:hi] <= fine[r, j] + 0.1 * (seg.max() - fine[r, j])
+        jj = j - lo
+        left = jj - int(np.argmin(quiet[jj::-1])) + 1 if not quiet[:jj + 1].all() else 0
+        right = jj + int(np.argmin(quiet[jj:])) - 1 if not quiet[jj:].all() else len(quiet) - 1
+        start[r], end[r] = lo + left, lo + right + 1
+    return start, end
+
+
+def _power_midpoints(start_us: np.ndarray, end_us: np.ndarray, commanded: CommandedSweep, lag_us: float,
+                     samples: int = 65) -> np.ndarray:
+    """Times (from the sync edge) inside each gap where the lens is halfway in *power* between the gap's ends.
+
+    The gap is where the blur circle is under a pixel, |D − d| below a constant: symmetric in dioptres about the
+    crossing D = d, not in time, because the lens speeds up or slows down across it (a sine near its ends). With
+    the lens at D(t − τ), the crossing is where D is the mean of its values at the gap's ends. A gap that
+    contains a turnaround (D not monotonic) keeps its time midpoint.
+    """
+    frac = np.linspace(0.0, 1.0, samples)
+    t = start_us[:, None] + (end_us - start_us)[:, None] * frac[None, :]
+    d = np.asarray(commanded.commanded_dpt(commanded.t0_us + t - lag_us), np.float64)
+    out = 0.5 * (start_us + end_us)
+    target = 0.5 * (d[:, 0] + d[:, -1])
+    step = np.diff(d, axis=1)
+    for r in np.flatnonzero(np.all(step > 0, axis=1) | np.all(step < 0, axis=1)):
+        row = d[r] if d[r, -1] > d[r, 0] else -d[r]
+        goal = target[r] if d[r, -1] > d[r, 0] else -target[r]
+        out[r] = np.interp(goal, row, t[r])
     return out
 
 
@@ -263,8 +289,9 @@ def estimate_lag(cd: np.ndarray, commanded: CommandedSweep, event_size: tuple[in
     ``cd``: events of one or more whole periods of a static textured scene (a calibration sweep). Each
     ``patch_px`` square patch gets a histogram of event phase (``bin_us``, default T/2000). On each half its
     activity maximum (smoothed over ``smooth_us``, default T/400) marks the focus crossing roughly; the crossing
-    itself is the centre of the quiet gap next to it (within ``window_fraction``·T): while the blur circle is
-    below a pixel the image does not change, so no events fire. The gap is used rather than the maximum because
+    itself is the middle, in dioptres, of the quiet gap next to it (found within ``window_fraction``·T): while the
+    blur circle is below a pixel the image does not change, so no events fire. The gap is used rather than the
+    maximum because
     event activity is not mirror symmetric about focus: a pixel approaching its sharpest level emits its last
     threshold crossing there, leaving it needs a full threshold of change, so activity piles up on the approach
     side on both halves and the maximum would bias t₁ + t₂ (by ~0.1 dpt of sweep in simulation). t₁, t₂ give
@@ -307,13 +334,17 @@ def estimate_lag(cd: np.ndarray, commanded: CommandedSweep, event_size: tuple[in
     fine = _smooth_circular(rows, fine_sigma)
     half = n_bins // 2
     reach = max(2, round(window_fraction * n_bins))
-    t1 = (_gap_centres(coarse, fine, 0, half, reach) + shift) * bw
-    t2 = (_gap_centres(coarse, fine, half, n_bins, reach) + shift) * bw
-    lags = 0.5 * (t1 + t2 - period)
-    med = float(np.median(lags))
-    mad = float(np.median(np.abs(lags - med))) * 1.4826
-    keep = np.abs(lags - med) <= max(3 * mad, bw)
-    lag = float(np.median(lags[keep]))
+    gaps = [(e + shift) * bw for e in (*_gap_edges(coarse, fine, 0, half, reach),
+                                         *_gap_edges(coarse, fine, half, n_bins, reach))]
+    lag = tau0
+    for _ in range(3):  # the power midpoints depend on the lag a little: iterate to the fixed point
+        t1 = _power_midpoints(gaps[0], gaps[1], commanded, lag)
+        t2 = _power_midpoints(gaps[2], gaps[3], commanded, lag)
+        lags = 0.5 * (t1 + t2 - period)
+        med = float(np.median(lags))
+        mad = float(np.median(np.abs(lags - med))) * 1.4826
+        keep = np.abs(lags - med) <= max(3 * mad, bw)
+        lag = float(np.median(lags[keep]))
     residual = float(np.sqrt(np.mean((lags[keep] - lag) ** 2)))
     model = FocalModel(commanded, lag)
     centres = np.column_stack([(active % nx + 0.5) * patch_px, (active // nx + 0.5) * patch_px])[keep]
