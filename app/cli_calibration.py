@@ -7,18 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli_common import console, friendly_errors
-
-
-def _board(text: str):
-    from calibration.model import CalibrationError
-    from calibration.spatial import Board
-
-    try:
-        cols, rows = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise CalibrationError(f"--board must be COLSxROWS of inner corners, e.g. 9x6 (got {text!r})") from None
-    return Board((cols, rows))
+from app.cli_common import console, friendly_errors, parse_board
 
 
 def calibrate(
@@ -37,8 +26,9 @@ def calibrate(
     """Calibrate a rig: event→RGB homography (+ intrinsics), lens lag, focus breathing; writes JSON + PNG report."""
     from calibration.pipeline import calibrate_recording
     from calibration.report import write_report
+    from calibration.spatial import Board
 
-    run = calibrate_recording(rec, target=target, board=_board(board), n_sweeps=sweeps,
+    run = calibrate_recording(rec, target=target, board=Board(parse_board(board)), n_sweeps=sweeps,
                               min_views_intrinsics=min_views, breathing=breathing)
     cal = run.calibration
     cal.save(out)

@@ -15,7 +15,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from app.cli_common import console, err_console, friendly_errors
+from app.cli_common import console, err_console, friendly_errors, parse_board
 from app.config import FocalrigConfig, load_config, parse_override
 from capture.engine import CaptureEngine, EngineStatus
 from capture.plan import SweepPlan
@@ -168,8 +168,17 @@ def simulate_cmd(
     set_: SetOpt = None,
     realtime: Annotated[bool, typer.Option("--realtime/--fast", help="Pace the simulation like live cameras, or "
                                            "simulate as fast as possible (default).")] = False,
+    target: Annotated[bool, typer.Option("--target", help="Record a blinking chessboard at --views poses instead "
+                                         "of sweeps: the input of `focalrig calibrate` for the event→RGB "
+                                         "geometry (ground truth: homography and board poses).")] = False,
+    views: Annotated[int, typer.Option(help="--target: board poses to record.", min=3)] = 12,
+    board: Annotated[str, typer.Option(help="--target: chessboard inner corners, COLSxROWS.")] = "9x6",
 ) -> None:
-    """A capture on the simulated rig plus ground truth (all-in-focus, depth, homography, lens trajectory)."""
+    """A capture on the simulated rig plus ground truth (all-in-focus, depth, homography, lens trajectory).
+
+    With --target: a spatial-calibration recording of a blinking chessboard instead (calibrate the simulated rig
+    with `focalrig calibrate SWEEPS_REC --target TARGET_REC`).
+    """
     from capture.recording.ground_truth import write_ground_truth
     from drivers.registry import open_rig
 
@@ -179,6 +188,14 @@ def simulate_cmd(
         raise ValueError("simulate needs the simulated cameras: event_camera.backend / frame_camera.backend = "
                          "\"sim\" (as in configs/sim.toml)")
     out_dir = out if out is not None else Path(sweep_plan.out_dir)
+    if target:
+        from capture.recording.simulated_target import record_blinking_target
+
+        with console.status(f"simulating {views} blinks of a {board} chessboard"):
+            folder = record_blinking_target(out_dir, cfg.sim, n_views=views, corners=parse_board(board))
+        console.print(f"target recording → {folder} (ground truth in {folder / 'ground_truth'}); calibrate with "
+                      f"`focalrig calibrate SWEEPS_REC --target {folder} --board {board}`", highlight=False)
+        return
     from capture.recording import preflight
 
     preflight(out_dir, sweep_plan.expected_volume(_frame_size(cfg))["total_bytes"], sweep_plan.min_free_mib)

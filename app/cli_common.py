@@ -35,3 +35,14 @@ def friendly_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def parse_board(text: str) -> tuple[int, int]:
+    """``--board COLSxROWS``: a chessboard's inner corners, as calibration and the target simulator count them."""
+    try:
+        cols, rows = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--board must be COLSxROWS of inner corners, e.g. 9x6 (got {text!r})") from None
+    if cols < 3 or rows < 3:
+        raise ValueError(f"--board needs at least 3x3 inner corners (got {text!r})")
+    return cols, rows

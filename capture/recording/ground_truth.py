@@ -18,6 +18,7 @@ import numpy as np
 
 from capture.recording.layout import GROUND_TRUTH_DIR
 from capture.recording.metadata import write_json_atomic
+from drivers.sim.optics import EventGeometry
 from drivers.sim.rig import SimRig
 
 GRID_US = 100
@@ -35,14 +36,19 @@ def write_ground_truth(folder: Path, sim: SimRig, t_start_us: float, t_end_us: f
     image = np.round(dn).astype(np.uint8 if noise.bit_depth <= 8 else np.uint16)
     cv2.imwrite(str(out / "all_in_focus.png"), image[..., ::-1] if image.ndim == 3 else image)
     np.save(out / "depth_dpt.npy", np.asarray(scene.depth, np.float32))
-    geometry = sim.renderer.geometry
-    h = np.eye(3) if geometry is None else np.linalg.inv(np.asarray(geometry.homography, np.float64))
-    write_json_atomic(out / "homography_event_to_rgb.json",
-                      {"format": "focalrig.homography", "version": 1, "maps": "event px -> rgb px",
-                       "matrix": (h / h[2, 2]).tolist()})
+    write_homography(out, sim.renderer.geometry)
     t = np.arange(np.floor(t_start_us), np.ceil(t_end_us), GRID_US, dtype=np.float64)
     path = sim.lens_path
     np.savez_compressed(out / "lens_trajectory.npz", t_us=t, actual_dpt=path.actual_dpt(t),
                         commanded_dpt=path.commanded_dpt(t))
     (out / "sim.json").write_text(json.dumps(sim.describe(), indent=2), encoding="utf-8")
     return out
+
+
+def write_homography(out: Path, geometry: EventGeometry | None) -> Path:
+    """``homography_event_to_rgb.json``: the simulated beam splitter's event px → RGB px map (identity if none)."""
+    h = np.eye(3) if geometry is None else np.linalg.inv(np.asarray(geometry.homography, np.float64))
+    path = out / "homography_event_to_rgb.json"
+    write_json_atomic(path, {"format": "focalrig.homography", "version": 1, "maps": "event px -> rgb px",
+                             "matrix": (h / h[2, 2]).tolist()})
+    return path
