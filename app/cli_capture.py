@@ -36,6 +36,14 @@ def _load(ctx: typer.Context, config: Path | None, set_: list[str] | None, plan_
           sweeps: int | None, duration: float | None) -> tuple[FocalrigConfig, SweepPlan]:
     """The rig config and the plan, with every --set split between them (``plan.*`` keys go to the plan)."""
     overrides = list(ctx.obj.overrides if ctx.obj else []) + list(set_ or [])
+    plan = SweepPlan.load(plan_path, _plan_sets(overrides, sweeps, duration))
+    cfg_path = config if config is not None else (ctx.obj.config_path if ctx.obj else None)
+    cfg = load_config(cfg_path, overrides=[o for o in overrides if not o.strip().startswith("plan.")])
+    return cfg, plan
+
+
+def _plan_sets(overrides: list[str], sweeps: int | None, duration: float | None) -> list[tuple[str, object]]:
+    """The ``plan.*`` overrides among ``overrides``, then --sweeps / --duration (each clears the other)."""
     plan_sets = [parse_override(o) for o in overrides if o.strip().startswith("plan.")]
     if sweeps is not None and duration is not None:
         raise ValueError("give --sweeps or --duration, not both")
@@ -43,10 +51,19 @@ def _load(ctx: typer.Context, config: Path | None, set_: list[str] | None, plan_
         plan_sets += [("sweeps", sweeps), ("duration_s", "none")]
     if duration is not None:
         plan_sets += [("duration_s", duration), ("sweeps", "none")]
-    plan = SweepPlan.load(plan_path, plan_sets)
-    cfg_path = config if config is not None else (ctx.obj.config_path if ctx.obj else None)
-    cfg = load_config(cfg_path, overrides=[o for o in overrides if not o.strip().startswith("plan.")])
-    return cfg, plan
+    return plan_sets
+
+
+def _replay_plan(ctx: typer.Context, rig, plan_path: Path | None, set_: list[str] | None, sweeps: int | None,
+                 duration: float | None) -> SweepPlan:
+    """The plan to re-run a recording with: --plan if given, else the recording's own plan; overrides on top."""
+    overrides = list(ctx.obj.overrides if ctx.obj else []) + list(set_ or [])
+    sets = _plan_sets(overrides, sweeps, duration)
+    recorded = rig.recording.metadata.get("plan")
+    if plan_path is not None or not isinstance(recorded, dict):
+        return SweepPlan.load(plan_path, sets)  # a bare event file has no plan: the default one, or --plan
+    data = {**recorded, **{k.removeprefix("plan."): v for k, v in sets}}
+    return SweepPlan.from_dict(data, source=f"{rig.recording.path}: metadata plan")
 
 
 def _frame_size(cfg: FocalrigConfig) -> tuple[int, int, int]:
@@ -133,11 +150,31 @@ def capture_cmd(
                                                      "provenance.", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved plan and the expected data "
                                           "volume; touch no device.")] = False,
+    replay: Annotated[Path | None, typer.Option("--replay", help="Replay this recording (or bare .raw/.hdf5 event "
+                                                "file) through the engine instead of a live rig, with its own plan "
+                                                "unless --plan is given; writes a new recording.",
+                                                show_default=False)] = None,
+    realtime: Annotated[bool, typer.Option("--realtime/--fast", help="--replay: at recorded pace, or as fast as "
+                                           "it decodes (default).")] = False,
 ) -> None:
-    """Record synchronised events, frames and lens trajectory into a new recording folder (no GUI)."""
+    """Record synchronised events, frames and lens trajectory into a new recording folder (no GUI).
+
+    With --replay REC the recording plays through the same device interfaces as a live rig, so sweeps are cut,
+    frames placed and files written exactly as live (e.g. to re-cut a bare event file from other software).
+    """
     from capture.recording import preflight
     from drivers.registry import open_rig
 
+    if replay is not None:
+        from capture.replay import ReplayRig
+
+        with ReplayRig(replay, realtime=realtime) as rig:
+            sweep_plan = _replay_plan(ctx, rig, plan, set_, sweeps, duration)
+            out_dir = out if out is not None else Path(sweep_plan.out_dir)
+            engine = CaptureEngine(rig, sweep_plan, out_dir, calibration_path=calibration, keep_sweeps=False)
+            st = run_with_progress(engine)
+        _report(st)
+        return
     cfg, sweep_plan = _load(ctx, config, set_, plan, sweeps, duration)
     out_dir = out if out is not None else Path(sweep_plan.out_dir)
     frame_size = _frame_size(cfg)

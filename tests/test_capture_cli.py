@@ -146,3 +146,25 @@ def test_simulate_writes_ground_truth_and_inspect_plots(tmp_path):
     assert "success" in result.output and "sweeps" in result.output and "soft" in result.output
     image = cv2.imread(str(png))
     assert image.shape == (640, 1200, 3) and len(np.unique(image.reshape(-1, 3), axis=0)) > 5
+
+
+def test_capture_replay_recuts_a_recording_exactly_as_live(tmp_path):
+    result = cli("simulate", "--out", tmp_path / "live", "--sweeps", "3", *SMALL, "--set", f"lens.port={lens_port()}")
+    assert result.exit_code == 0, result.output
+    live = next((tmp_path / "live").iterdir())
+    result = cli("capture", "--replay", live, "--out", tmp_path / "again")
+    assert result.exit_code == 0, result.output
+    again = next((tmp_path / "again").iterdir())
+    with Recording.open(live) as a, Recording.open(again) as b:
+        assert b.metadata["replay_of"] == str(live) and b.status == "success"
+        assert b.metadata["plan"] == a.metadata["plan"]  # the recording's own plan, not the default one
+        assert len(a) == len(b) == 3
+        for k in range(3):
+            sa, sb = a.sweep(k), b.sweep(k)
+            assert (sa.t_start_us, sa.t_end_us, len(sa.cd), len(sa.frames)) == \
+                (sb.t_start_us, sb.t_end_us, len(sb.cd), len(sb.frames))
+
+
+def test_capture_replay_of_a_missing_file_is_one_clear_error(tmp_path):
+    result = cli("capture", "--replay", tmp_path / "nothing-here", "--out", tmp_path)
+    assert result.exit_code == 2 and "error:" in result.output and "nothing-here" in result.output
