@@ -38,7 +38,8 @@ class SweepPlan(StrictModel):
     high_dpt: float = Field(2.5, description="high end of the sweep (dioptres)")
     frequency_hz: float = Field(10.0, gt=0, le=1000, description="sweep frequency of sine/triangle (one sweep = "
                                 "one full period, up then down)")
-    n_planes: int = Field(8, ge=2, le=1024, description="focal planes per sweep (stepped: number of set points)")
+    n_planes: int = Field(8, ge=1, le=1024, description="focal planes per sweep (stepped: number of set points; "
+                          "1 holds low_dpt, e.g. for a calibration-target recording)")
     dwell_ms: float = Field(20.0, gt=0, description="stepped: time each set point is held")
     sweeps: int | None = Field(None, ge=1, description="number of sweeps to record (or give duration_s)")
     duration_s: float | None = Field(None, gt=0, description="seconds to record (or give sweeps)")
@@ -65,7 +66,10 @@ class SweepPlan(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepPlan:
-        if not self.high_dpt > self.low_dpt:
+        holding = self.waveform == "stepped" and self.n_planes == 1
+        if self.n_planes < 2 and not holding:
+            raise ValueError("n_planes must be at least 2 (only a stepped plan may hold one set point)")
+        if not (self.high_dpt > self.low_dpt or holding):
             raise ValueError(f"high_dpt ({self.high_dpt}) must be above low_dpt ({self.low_dpt})")
         if self.sweeps is not None and self.duration_s is not None:
             raise ValueError("give either sweeps or duration_s, not both")
@@ -88,6 +92,8 @@ class SweepPlan(StrictModel):
     @property
     def step_powers_dpt(self) -> tuple[float, ...]:
         """Stepped: the set points, evenly spaced in dioptres (equal Δdpt per plane), ascending."""
+        if self.n_planes == 1:
+            return (self.low_dpt,)
         step = (self.high_dpt - self.low_dpt) / (self.n_planes - 1)
         return tuple(self.low_dpt + i * step for i in range(self.n_planes))
 

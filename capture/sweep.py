@@ -40,7 +40,8 @@ class CommandedSweep:
     soft_synced: bool = False
 
     def __post_init__(self) -> None:
-        if self.high_dpt <= self.low_dpt:
+        holding = self.waveform == "stepped" and len(self.step_powers_dpt) == 1  # one set point held
+        if self.high_dpt <= self.low_dpt and not (holding and self.high_dpt == self.low_dpt):
             raise ValueError(f"high_dpt ({self.high_dpt}) must exceed low_dpt ({self.low_dpt})")
         if self.waveform == "stepped":
             if not self.step_powers_dpt or self.dwell_us <= 0:

@@ -232,3 +232,18 @@ def test_hard_sync_without_sync_edges_fails_with_advice(tmp_path):
         safe = lens_is_safe(port)
     assert status.exit_status == "failed" and "no lens sync edge on trigger-in channel 1" in status.reason
     assert "plan.sync_channel=none" in status.reason and safe and not sweeps
+
+
+def test_a_one_point_stepped_plan_holds_the_lens_for_a_target_recording(tmp_path):
+    rig, port = sim_rig()
+    hold = plan(waveform="stepped", low_dpt=1.5, high_dpt=1.5, n_planes=1, dwell_ms=40.0, sweeps=2,
+                sync_channel=None)
+    with rig:
+        _, status, sweeps = run(rig, hold, tmp_path)
+        commands = get_simulator(port.removeprefix("optosim://")).commands()
+        safe = lens_is_safe(port)
+    assert status.exit_status == "success" and len(sweeps) == 2 and safe
+    assert [s.commanded.step_powers_dpt for s in sweeps] == [(1.5,), (1.5,)]
+    assert sum(c.startswith(b"PwDA") for c in commands) >= 1  # the lens was set to the held power
+    with Recording.open(status.recording) as rec:
+        assert set(rec.lens_commanded[:, 1]) == {1.5}

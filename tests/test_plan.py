@@ -10,7 +10,8 @@ from capture.plan import PLAN_DIR, PlanError, SweepPlan
 @pytest.mark.parametrize("name", sorted(p.stem for p in PLAN_DIR.glob("*.toml")))
 def test_shipped_plans_load(name):
     plan = SweepPlan.load(PLAN_DIR / f"{name}.toml")
-    assert plan.high_dpt > plan.low_dpt and plan.period_s > 0
+    assert plan.period_s > 0 and len(plan.step_powers_dpt) == plan.n_planes
+    assert plan.high_dpt > plan.low_dpt or (plan.waveform == "stepped" and plan.n_planes == 1)
 
 
 def test_default_plan_and_overrides():
@@ -59,3 +60,12 @@ def test_bad_file_errors_name_the_file(tmp_path):
         SweepPlan.load(bad)
     with pytest.raises(PlanError, match="no such plan file"):
         SweepPlan.load(tmp_path / "missing.toml")
+
+
+def test_only_a_stepped_plan_may_hold_one_power():
+    hold = SweepPlan(waveform="stepped", low_dpt=1.2, high_dpt=1.2, n_planes=1, dwell_ms=500, sweeps=3)
+    assert hold.step_powers_dpt == (1.2,) and hold.period_s == 0.5
+    with pytest.raises(ValueError, match="n_planes must be at least 2"):
+        SweepPlan(waveform="sine", n_planes=1)
+    with pytest.raises(ValueError, match="must be above low_dpt"):
+        SweepPlan(waveform="stepped", low_dpt=1.0, high_dpt=1.0, n_planes=3)
