@@ -25,7 +25,8 @@ TARGETS_MEVS = {"EVT3 decode": 100, "EVT2 decode": 50, "EVT3 encode": 50, "HDF5/
 PIECE_BYTES = 4 << 20
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
+def best_time(fn: Callable[[], object], repeat: int) -> float:
+    """Best wall time of ``repeat`` runs of ``fn`` after one warm-up run (shared by the benchmarks)."""
     fn()  # warm-up (numba compilation, page cache)
     best = float("inf")
     for _ in range(repeat):
@@ -63,9 +64,9 @@ def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mi
     label = f"synthetic {width}x{height}, {n_events / 1e6:.0f} M ev"
     for fmt in ("EVT3", "EVT2"):
         payload = _encode_all(fmt, cd, trig, width, height)
-        add(f"{fmt} encode", label, cd.shape[0], _best(lambda f=fmt: _encode_all(f, cd, trig, width, height), repeat),
-            f"({len(payload) / cd.shape[0]:.2f} B/ev)")
-        add(f"{fmt} decode", label, cd.shape[0], _best(lambda f=fmt, b=payload: _decode_all(f, b, width, height),
+        encode_s = best_time(lambda f=fmt: _encode_all(f, cd, trig, width, height), repeat)
+        add(f"{fmt} encode", label, cd.shape[0], encode_s, f"({len(payload) / cd.shape[0]:.2f} B/ev)")
+        add(f"{fmt} decode", label, cd.shape[0], best_time(lambda f=fmt, b=payload: _decode_all(f, b, width, height),
                                                        repeat))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,9 +81,9 @@ def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mi
             with Hdf5EventReader(h5) as r:
                 return sum(c.shape[0] for c, _ in r.read_chunks())
 
-        add("HDF5/ECF write", label, cd.shape[0], _best(write_h5, repeat),
+        add("HDF5/ECF write", label, cd.shape[0], best_time(write_h5, repeat),
             f"({h5.stat().st_size / cd.shape[0]:.2f} B/ev)")
-        add("HDF5/ECF read", label, cd.shape[0], _best(read_h5, repeat))
+        add("HDF5/ECF read", label, cd.shape[0], best_time(read_h5, repeat))
 
         for path in sorted(SHARED_EVENTS.glob("*.raw")):
             data = path.read_bytes()
@@ -90,7 +91,7 @@ def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mi
             payload = data[hdr.payload_offset :]
             n = _decode_all(hdr.format, payload, hdr.width, hdr.height, hdr.endianness)
             reps = max(1, 2_000_000 // max(n, 1))  # small files: decode several times per run
-            secs = _best(lambda p=payload, h=hdr, k=reps: [_decode_all(h.format, p, h.width, h.height, h.endianness)
+            secs = best_time(lambda p=payload, h=hdr, k=reps: [_decode_all(h.format, p, h.width, h.height, h.endianness)
                                                           for _ in range(k)], repeat)
             add(f"{hdr.format} decode", f"real: {path.name[:40]}", n * reps, secs)
         for path in sorted(SHARED_EVENTS.glob("*.hdf5")):
@@ -98,7 +99,7 @@ def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mi
                 with Hdf5EventReader(p) as r:
                     return sum(c.shape[0] for c, _ in r.read_chunks())
             n = read_real()
-            add("HDF5/ECF read", f"real: {path.name[:40]}", n, _best(read_real, repeat))
+            add("HDF5/ECF read", f"real: {path.name[:40]}", n, best_time(read_real, repeat))
 
         if stream_mib > 0:
             _stream_benchmark(console, Path(tmp), cd, trig, width, height, stream_mib, add)

@@ -8,25 +8,15 @@ never asserted; the target is ≥ 50 Mev/s for slicing (labelling and counting).
 
 from __future__ import annotations
 
-import time
-
 import numba
 import numpy as np
 from rich.console import Console
 
+from app.bench_io import best_time
 from calibration.stack import count_planes
 from calibration.temporal import FocalBins, FocalModel, assign_focal_index
 from capture.sweep import CommandedSweep
 from drivers.events.dtypes import make_cd
-
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run_slice_benchmark(console: Console, *, n_events: int, n_planes: int, repeat: int) -> dict:
@@ -39,11 +29,11 @@ def run_slice_benchmark(console: Console, *, n_events: int, n_planes: int, repea
     model = FocalModel(CommandedSweep("sine", 0.0, 4.0, 0.0, frequency_hz=10.0), lag_us=2300.0)
     bins = FocalBins.for_model(model, n_planes)
     assign_focal_index(t[:1000], model, bins)  # compile outside the timing
-    label_s = _best(lambda: assign_focal_index(t, model, bins), repeat)
+    label_s = best_time(lambda: assign_focal_index(t, model, bins), repeat)
     cd = make_cd(x, y, p, t)
     k = assign_focal_index(t, model, bins)
     count_planes(cd[:1000], k[:1000], n_planes, 1280, 720)
-    count_s = _best(lambda: count_planes(cd, k, n_planes, 1280, 720), repeat)
+    count_s = best_time(lambda: count_planes(cd, k, n_planes, 1280, 720), repeat)
     out = {"events": n_events, "planes": n_planes, "label_mev_s": n_events / label_s / 1e6,
            "count_mev_s": n_events / count_s / 1e6, "slice_mev_s": n_events / (label_s + count_s) / 1e6,
            "dropped_fraction": float(np.mean(k < 0))}

@@ -12,6 +12,7 @@ CPU runs in fp32; CUDA runs in bf16 autocast.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,12 +20,12 @@ import time
 import tomllib
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import cv2
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from fusion.net.data import DataRecipe, SyntheticPool, collate, validation_specs
 from fusion.net.losses import LossWeights, fusion_loss, psnr
@@ -65,16 +66,9 @@ class DataSection(_Strict):
     event_dropout: float = Field(0.25, ge=0, le=1)
 
 
-class ModelSection(_Strict):
-    c_stem: int = 16
-    c_quarter: int = 24
-    c_eighth: int = 32
-    d_model: int = 16
-    heads: int = 2
-    layers: int = 2
-    ffn: int = 32
-    detail_hidden: int = 4
-    refine_iters: int = 12
+#: ``[model]``: exactly NetConfig's fields and defaults (one definition; unknown keys are still errors).
+ModelSection = create_model("ModelSection", __base__=_Strict, **{
+    f.name: (get_type_hints(NetConfig)[f.name], f.default) for f in dataclasses.fields(NetConfig)})
 
 
 class LossSection(_Strict):
