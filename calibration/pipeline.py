@@ -82,12 +82,17 @@ def blink_views(frames: Sequence[Frame], cd: np.ndarray, event_size: tuple[int, 
 
 
 def _aligned_events(sweeps: Sequence[SweepData]) -> np.ndarray:
-    """All sweeps' events with times shifted so every sweep's sync edge lands on the first one's."""
+    """All sweeps' events, sweep k shifted so its sync edge lands k periods after the first one's.
+
+    Every sweep then has the same phase origin, and the sweeps stay apart in time (not stacked on one window):
+    the lag estimator follows each pixel through each sweep separately.
+    """
     t_ref = sweeps[0].commanded.t0_us
+    period = sweeps[0].commanded.period_us
     parts = []
-    for s in sweeps:
+    for k, s in enumerate(sweeps):
         cd = s.cd.copy()
-        cd["t"] += round(t_ref - s.commanded.t0_us)
+        cd["t"] += round(t_ref + k * period - s.commanded.t0_us)
         parts.append(cd)
     return concat_events(parts, EVENT_CD)
 

@@ -281,6 +281,56 @@ def _power_midpoints(start_us: np.ndarray, end_us: np.ndarray, commanded: Comman
     return out
 
 
+def _patch_crossings(rows: np.ndarray, t_a0: np.ndarray, t_l: np.ndarray, gap_start: np.ndarray,
+                     gap_end: np.ndarray, commanded: CommandedSweep, lag_us: float, min_pixels: int = 5) -> np.ndarray:
+    """Per patch: the median of its pixels' crossings (power midpoints of their level pairs); a patch with fewer
+    than ``min_pixels`` pairs falls back to the power midpoint of its common quiet gap."""
+    out = _power_midpoints(gap_start, gap_end, commanded, lag_us)
+    if rows.size:
+        cross = _power_midpoints(t_a0, t_l, commanded, lag_us)
+        counts = np.bincount(rows, minlength=out.size)
+        for r in np.flatnonzero(counts >= min_pixels):  # one row per patch (tens)
+            out[r] = float(np.median(cross[rows == r]))
+    return out
+
+
+def _pixel_level_pairs(cd: np.ndarray, t0_us: float, period: float, patch: np.ndarray, row_of_patch: np.ndarray,
+                       start: np.ndarray, end: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel and sweep, two event times at the *same* log-intensity level on either side of focus.
+
+    Inside each patch's window [start, end) (phase µs, may run past T) a pixel's longest silence is its stay in
+    focus. Its last event before (t_a) sits one threshold C past the one before it (t_a0) on the way in; after
+    focus the pixel retraces its intensity and fires first (t_l) when it is C beyond t_a's level again, i.e. at
+    t_a0's level. (t_a0, t_l) are therefore symmetric about the crossing, while (t_a, t_l) are not (leaving needs
+    a full threshold of change): that asymmetry is what biases gap-centre estimates late. Returns (row, t_a0,
+    t_l) per pixel-sweep with at least three events in the window; times are phases unwrapped like ``start``.
+    """
+    rel = cd["t"].astype(np.float64) - t0_us
+    row = row_of_patch[patch]
+    r = np.maximum(row, 0)
+    d = np.mod(rel - start[r], period)
+    idx = np.flatnonzero((row >= 0) & (d < (end - start)[r]))
+    r, d = r[idx], d[idx]
+    sweep = np.round((rel[idx] - d - start[r]) / period).astype(np.int64)
+    pix = cd["y"][idx].astype(np.int64) * width + cd["x"][idx].astype(np.int64)
+    key = (sweep - (sweep.min() if sweep.size else 0)) * (int(pix.max(initial=0)) + 1) + pix
+    order = np.lexsort((d, key))
+    key, d, r = key[order], d[order], r[order]
+    if key.size < 3:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0)
+    same = key[1:] == key[:-1]
+    silence = np.where(same, np.diff(d), -1.0)           # interval i: between events i and i + 1
+    group = np.concatenate([[0], np.cumsum(~same)])       # group of each event
+    # the longest silence of each group: sort intervals by (group, length) and take each group's last
+    by = np.lexsort((silence, group[:-1]))
+    last = by[np.r_[group[:-1][by][1:] != group[:-1][by][:-1], True]]
+    ok = (silence[last] > 0) & (last >= 1)
+    last = last[ok]
+    ok = group[last - 1] == group[last]                   # t_a0 (event last − 1) is the same pixel and sweep
+    last = last[ok]
+    return r[last], start[r[last]] + d[last - 1], start[r[last]] + d[last + 1]
+
+
 def estimate_lag(cd: np.ndarray, commanded: CommandedSweep, event_size: tuple[int, int], *, patch_px: int = 16,
                  bin_us: float | None = None, smooth_us: float | None = None,
                  min_events: int = 200, window_fraction: float = 1 / 40) -> LagFit:
@@ -288,13 +338,13 @@ def estimate_lag(cd: np.ndarray, commanded: CommandedSweep, event_size: tuple[in
 
     ``cd``: events of one or more whole periods of a static textured scene (a calibration sweep). Each
     ``patch_px`` square patch gets a histogram of event phase (``bin_us``, default T/2000). On each half its
-    activity maximum (smoothed over ``smooth_us``, default T/400) marks the focus crossing roughly; the crossing
-    itself is the middle, in dioptres, of the quiet gap next to it (found within ``window_fraction``·T): while the
-    blur circle is below a pixel the image does not change, so no events fire. The gap is used rather than the
-    maximum because
-    event activity is not mirror symmetric about focus: a pixel approaching its sharpest level emits its last
-    threshold crossing there, leaving it needs a full threshold of change, so activity piles up on the approach
-    side on both halves and the maximum would bias t₁ + t₂ (by ~0.1 dpt of sweep in simulation). t₁, t₂ give
+    activity maximum (smoothed over ``smooth_us``, default T/400) marks the focus crossing roughly, and the quiet
+    gap next to it (found within ``window_fraction``·T) where the image stops changing locates it. Event activity
+    is not mirror symmetric about focus: a pixel approaching its sharpest level emits its last threshold crossing
+    there, leaving it needs a full threshold of change. So neither the maximum nor the gap's centre is the
+    crossing (both bias t₁ + t₂, the gap centre by ~0.4 ms at 4 Hz); each pixel's events at one and the same
+    level on both sides of its silence are (:func:`_pixel_level_pairs`), and the crossing is their midpoint in
+    dioptres, the median over the patch's pixels. t₁, t₂ give
     τ_patch = (t₁ + t₂ − T)/2. Halves are split at the turnarounds of a first estimate taken from the whole
     sensor's activity, whose self-convolution peaks at 2τ (mod T). Patches whose τ is off by more than 3 MADs
     (two surfaces at different depths, noise) are rejected; τ is the median of the rest.
@@ -336,10 +386,15 @@ def estimate_lag(cd: np.ndarray, commanded: CommandedSweep, event_size: tuple[in
     reach = max(2, round(window_fraction * n_bins))
     gaps = [(e + shift) * bw for e in (*_gap_edges(coarse, fine, 0, half, reach),
                                          *_gap_edges(coarse, fine, half, n_bins, reach))]
+    row_of_patch = np.full(nx * ny, -1, np.int64)
+    row_of_patch[active] = np.arange(active.size)
+    margin = reach * bw  # the pixels' own gaps reach a little past the patch's common one
+    pairs = [_pixel_level_pairs(cd, commanded.t0_us, period, patch, row_of_patch, a - margin, b + margin, w)
+             for a, b in ((gaps[0], gaps[1]), (gaps[2], gaps[3]))]
     lag = tau0
     for _ in range(3):  # the power midpoints depend on the lag a little: iterate to the fixed point
-        t1 = _power_midpoints(gaps[0], gaps[1], commanded, lag)
-        t2 = _power_midpoints(gaps[2], gaps[3], commanded, lag)
+        t1, t2 = (_patch_crossings(rows_, a0, tl, a, b, commanded, lag)
+                  for (rows_, a0, tl), a, b in zip(pairs, (gaps[0], gaps[2]), (gaps[1], gaps[3]), strict=True))
         lags = 0.5 * (t1 + t2 - period)
         med = float(np.median(lags))
         mad = float(np.median(np.abs(lags - med))) * 1.4826
