@@ -241,7 +241,7 @@ def config_check(
     import tomli_w
 
     cfg = load_config(file or state.config_path, overrides=state.overrides)
-    console.print(tomli_w.dumps(cfg.model_dump()), highlight=False, markup=False)
+    console.print(tomli_w.dumps(cfg.model_dump(exclude_none=True)), highlight=False, markup=False)
 
 
 # -- bench -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class StrictModel(BaseModel):
@@ -98,6 +98,16 @@ class FrameCameraConfig(StrictModel):
     )
 
 
+class MovingObjectConfig(StrictModel):
+    """``[sim.moving_object]``: a textured disc moving in front of the scene (omit the table for a static scene)."""
+
+    depth_dpt: float = Field(2.3, description="its depth in dioptres; nearer (larger) than every scene layer")
+    radius_px: float = Field(18.0, gt=1, description="disc radius in RGB pixels")
+    start_xy: tuple[float, float] = Field((60.0, 60.0), description="centre at t = 0 (RGB px)")
+    velocity_px_s: tuple[float, float] = Field((120.0, 45.0), description="velocity (RGB px/s); it bounces off "
+                                               "the image borders")
+
+
 class SimConfig(StrictModel):
     """The simulated world shared by the simulated cameras (used when either camera backend is sim)."""
 
@@ -140,6 +150,8 @@ class SimConfig(StrictModel):
     bit_depth: int = Field(8, ge=1, le=16, description="frame camera ADC bits (8: uint8 images, more: uint16)")
     frame_drop_every: int = Field(0, ge=0,
                                   description="drop every n-th frame (n >= 2) to exercise drop handling; 0: never")
+    moving_object: MovingObjectConfig | None = Field(None, description="an object moving in front of the scene "
+                                                     "(a [sim.moving_object] table); none by default")
 
     @field_validator("sync_channel", mode="before")
     @classmethod
@@ -162,6 +174,17 @@ class SimConfig(StrictModel):
         if value == 1:
             raise ValueError("frame_drop_every = 1 would drop every frame; use 0 (never) or >= 2")
         return value
+
+    @model_validator(mode="after")
+    def _object_in_front(self) -> SimConfig:
+        """The moving object is composited over the scene, which is only right if it is nearer than every layer."""
+        m = self.moving_object
+        if m is not None and m.depth_dpt <= max(self.depths_dpt):
+            raise ValueError(f"moving_object.depth_dpt ({m.depth_dpt:g}) must be nearer (larger) than every scene "
+                             f"layer (depths_dpt up to {max(self.depths_dpt):g})")
+        if m is not None and 2 * m.radius_px + 2 > min(self.rgb_size):
+            raise ValueError(f"moving_object.radius_px ({m.radius_px:g}) does not fit in the {self.rgb_size} image")
+        return self
 
     @property
     def sync(self) -> int | None:

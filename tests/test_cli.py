@@ -113,6 +113,8 @@ def test_config_check_reports_bad_key(tmp_path):
     assert result.exit_code == 2 and "io.default_evt" in result.output and "c.toml" in result.output
     good = run("--set", "io.default_evt=2", "config", "check")
     assert good.exit_code == 0 and "default_evt = 2" in good.output
+    table = run("--set", "sim.moving_object={depth_dpt=2.4}", "config", "check")  # nested tables print too
+    assert table.exit_code == 0 and "[sim.moving_object]" in table.output and "depth_dpt = 2.4" in table.output
 
 
 def test_installed_console_script_runs():

@@ -4,8 +4,9 @@ Written into ``ground_truth/`` of the recording so calibration and fusion can be
 ``all_in_focus.png`` (noise-free, the frame camera's encoding) and ``all_in_focus.npy`` (linear radiance),
 ``depth_dpt.npy`` (float32, dioptres per RGB pixel), ``homography_event_to_rgb.json`` (3×3, event px → RGB px,
 the beam splitter's mirror included), ``lens_trajectory.npz`` (``t_us``, ``actual_dpt`` and ``commanded_dpt`` on a
-100 µs grid over the recording; the lens' optical response, lag and ringing included) and ``sim.json`` (the
-simulated rig's description: sizes, depths, wiring, lens path segments).
+100 µs grid over the recording; the lens' optical response, lag and ringing included; with a moving object also
+``object_xy`` (its centre, RGB px) at ``object_t_us``, every ms) and ``sim.json`` (the simulated rig's
+description: sizes, depths, wiring, lens path segments, moving object). The depth map is the static scene's.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ def write_ground_truth(folder: Path, sim: SimRig, t_start_us: float, t_end_us: f
     write_homography(out, sim.renderer.geometry)
     t = np.arange(np.floor(t_start_us), np.ceil(t_end_us), GRID_US, dtype=np.float64)
     path = sim.lens_path
+    extra = {}
+    if sim.moving is not None:  # where the moving object's centre was (RGB px); depth_dpt.npy is the static scene
+        extra["object_xy"] = np.array([sim.moving.centre(float(ti)) for ti in t[::10]], np.float64)
+        extra["object_t_us"] = t[::10]
     np.savez_compressed(out / "lens_trajectory.npz", t_us=t, actual_dpt=path.actual_dpt(t),
-                        commanded_dpt=path.commanded_dpt(t))
+                        commanded_dpt=path.commanded_dpt(t), **extra)
     (out / "sim.json").write_text(json.dumps(sim.describe(), indent=2), encoding="utf-8")
     return out
 

@@ -174,9 +174,13 @@ class SimEventCamera(EventCamera):
         if self._last_sample is not None and self._last_sample[0] == t_us:
             return self._last_sample[1]
         power = float(self.rig.lens_path.actual_dpt(t_us))
-        if self._cache is not None:
-            return self._cache(power)
-        return self.rig.renderer.render_log_luma(power)
+        renderer = self.rig.renderer
+        log_luma = self._cache(power) if self._cache is not None else renderer.render_log_luma(power)
+        moving = self.rig.moving
+        if moving is None:
+            return log_luma
+        h = None if renderer.geometry is None else renderer.geometry.homography
+        return moving.over_log_luma(log_luma, t_us, power, renderer.optics, h)
 
     def _simulate(self, t0: int, t1: int) -> np.ndarray:
         """CD events of [t0, t1): ESIM over the samples of [t0, t1], events rounded to t1 kept for the next chunk.

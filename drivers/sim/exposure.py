@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from drivers.sim.moving import MovingObject
 from drivers.sim.optics import DefocusRenderer
 from drivers.sim.trajectory import SweepTrajectory
 
@@ -38,23 +39,28 @@ def subframe_count(renderer: DefocusRenderer, trajectory: SweepTrajectory, t_sta
 
 
 def expose(renderer: DefocusRenderer, trajectory: SweepTrajectory, t_start_us: float, t_end_us: float, *,
-           n_sub: int | None = None) -> np.ndarray:
+           n_sub: int | None = None, moving: MovingObject | None = None) -> np.ndarray:
     """Mean linear irradiance (H, W, 3) float32 over the exposure [t_start_us, t_end_us] along actual_dpt(t).
 
     Midpoint rule over ``n_sub`` equal sub-intervals (default: :func:`subframe_count`), so an exposure during
     which the lens barely moves is exactly one render at the mid-exposure power, and a long one averages the
-    images seen while the focus travels (focus blur during exposure). The result is time-averaged, in the
+    images seen while the focus travels (focus blur during exposure), and a ``moving`` object is drawn at each
+    sub-frame's time (motion blur). The result is time-averaged, in the
     renderer's radiance units; the exposure time's effect on signal level belongs to :class:`SensorNoise`.
     """
     if t_end_us <= t_start_us:
         raise ValueError("exposure must have t_end_us > t_start_us")
     if n_sub is None:
         n_sub = subframe_count(renderer, trajectory, t_start_us, t_end_us)
+        if moving is not None:  # motion blur: a sub-frame per pixel the object travels
+            n_sub = min(MAX_SUBFRAMES, max(n_sub, math.ceil(moving.speed_px_per_us() * (t_end_us - t_start_us))))
     dt = (t_end_us - t_start_us) / n_sub
-    powers = trajectory.actual_dpt(t_start_us + dt * (np.arange(n_sub) + 0.5))
+    times = t_start_us + dt * (np.arange(n_sub) + 0.5)
+    powers = trajectory.actual_dpt(times)
     acc = np.zeros((renderer.scene.height, renderer.scene.width, 3), np.float64)
-    for d in powers:
-        acc += renderer.render_rgb(float(d))
+    for t, d in zip(times, powers, strict=True):
+        image = renderer.render_rgb(float(d))
+        acc += image if moving is None else moving.over_rgb(image, float(t), float(d), renderer.optics)
     return (acc / n_sub).astype(np.float32)
 
 

@@ -137,7 +137,7 @@ class SimFrameCamera(FrameCamera):
     def _render(self, k: int, start_us: float, end_us: float, mid_us: float) -> Frame:
         """Frame k over its window; a pure function of (rig, k), whatever the read order or timing."""
         rig = self._rig
-        linear = expose(rig.renderer, rig.lens_path, start_us, end_us)
+        linear = expose(rig.renderer, rig.lens_path, start_us, end_us, moving=rig.moving)
         image = rig.noise.apply(linear, np.random.default_rng([rig.seed, _NOISE_STREAM, k]))
         return Frame(image=image, index=k, exposure_start_us=int(np.round(start_us)),
                      exposure_end_us=int(np.round(end_us)), clock="event",

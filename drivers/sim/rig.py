@@ -22,6 +22,7 @@ import numpy as np
 
 from drivers.config import SimConfig
 from drivers.sim.exposure import FrameSchedule, SensorNoise
+from drivers.sim.moving import MovingObject
 from drivers.sim.optics import DefocusRenderer, EventGeometry, SweepOptics
 from drivers.sim.optotune_sim import LensDrive, LensDriver4Sim
 from drivers.sim.scene import make_scene
@@ -44,6 +45,8 @@ class SimRig:
     #: The event clock runs with the wall clock once a camera starts (True), or only as far as the cameras have
     #: simulated (False); this decides :meth:`now_us`, i.e. when on the event clock a lens command takes effect.
     realtime: bool = False
+    #: An optional object moving in front of the scene (drawn by both cameras); None: a static scene.
+    moving: MovingObject | None = None
     lens_path: LensPath = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,10 +76,13 @@ class SimRig:
     def from_config(cls, cfg: SimConfig) -> SimRig:
         """The rig a ``[sim]`` config section describes."""
         noise = SensorNoise(full_well_e=cfg.full_well_e, read_noise_e=cfg.read_noise_e, bit_depth=cfg.bit_depth)
+        m = cfg.moving_object
+        moving = None if m is None else MovingObject(m.depth_dpt, m.radius_px, tuple(m.start_xy),
+                                                     tuple(m.velocity_px_s), tuple(cfg.rgb_size), seed=cfg.seed)
         return cls.default(tuple(cfg.rgb_size), tuple(cfg.event_size), depths_dpt=tuple(cfg.depths_dpt),
                            sweep_hz=cfg.sweep_hz, sweep_dpt=(cfg.sweep_low_dpt, cfg.sweep_high_dpt),
                            waveform=cfg.sweep_waveform, seed=cfg.seed, noise=noise, strobe_channel=cfg.strobe_channel,
-                           sync_channel=cfg.sync, realtime=cfg.realtime)
+                           sync_channel=cfg.sync, realtime=cfg.realtime, moving=moving)
 
     def describe(self) -> dict:
         """What the simulated world is (for provenance): sizes, depths, wiring and the lens path's segments."""
@@ -89,6 +95,7 @@ class SimRig:
             "strobe_channel": self.strobe_channel, "sync_channel": self.sync_channel,
             "frame_rate_hz": self.frame_rate_hz, "exposure_us": self.exposure_us,
             "lens_path": [describe_segment(start, seg) for start, seg in self.lens_path.segments],
+            "moving_object": None if self.moving is None else self.moving.describe(),
         }
 
     @property
