@@ -150,6 +150,10 @@ class SimConfig(StrictModel):
     bit_depth: int = Field(8, ge=1, le=16, description="frame camera ADC bits (8: uint8 images, more: uint16)")
     frame_drop_every: int = Field(0, ge=0,
                                   description="drop every n-th frame (n >= 2) to exercise drop handling; 0: never")
+    background_image: str = Field("", description="an image file (any format OpenCV reads) to use as the "
+                                  "background layer's texture instead of dead leaves; resized to rgb_size")
+    slant_dpt: tuple[float, float] | None = Field(None, description="[left, right] depths (dpt): make the "
+                                                  "background a plane slanted across the image (a depth ramp)")
     moving_object: MovingObjectConfig | None = Field(None, description="an object moving in front of the scene "
                                                      "(a [sim.moving_object] table); none by default")
 
@@ -179,9 +183,10 @@ class SimConfig(StrictModel):
     def _object_in_front(self) -> SimConfig:
         """The moving object is composited over the scene, which is only right if it is nearer than every layer."""
         m = self.moving_object
-        if m is not None and m.depth_dpt <= max(self.depths_dpt):
+        nearest = max((*self.depths_dpt, *(self.slant_dpt or ())))
+        if m is not None and m.depth_dpt <= nearest:
             raise ValueError(f"moving_object.depth_dpt ({m.depth_dpt:g}) must be nearer (larger) than every scene "
-                             f"layer (depths_dpt up to {max(self.depths_dpt):g})")
+                             f"layer (depths_dpt and slant_dpt up to {nearest:g})")
         if m is not None and 2 * m.radius_px + 2 > min(self.rgb_size):
             raise ValueError(f"moving_object.radius_px ({m.radius_px:g}) does not fit in the {self.rgb_size} image")
         return self

@@ -1,6 +1,7 @@
 """The simulated cameras together: frames and the event camera's strobe edges describe the same exposures."""
 
 import numpy as np
+import pytest
 
 from drivers.events.dtypes import EVENT_EXT_TRIGGER, concat_events
 from drivers.sim.event_camera import SimEventCamera
@@ -50,3 +51,23 @@ def test_lens_path_switches_segments_at_their_starts_and_clips_sync_edges_to_the
     path.set(200_000.0, ConstantTrajectory(0.8))  # re-commanding in the past replaces what came after
     assert path.version == version + 1 and [s for s, _ in path.segments] == [-np.inf, 120_000.0, 200_000.0]
     assert path.actual_dpt(1e6) == 0.8
+
+
+def test_config_scene_options_user_image_and_slanted_background(tmp_path):
+    import cv2
+
+    from drivers.config import SimConfig
+
+    picture = np.zeros((60, 80, 3), np.uint8)
+    picture[:, :40] = (20, 200, 20)   # left half green, right half dark grey (BGR on disk)
+    picture[:, 40:] = (40, 40, 40)
+    path = tmp_path / "user.png"
+    cv2.imwrite(str(path), picture)
+    rig = SimRig.from_config(SimConfig(rgb_size=(80, 60), event_size=(80, 60), depths_dpt=(0.5,),
+                                       background_image=str(path), slant_dpt=(0.2, 1.8)))
+    radiance = rig.renderer.scene.layers[0].radiance
+    assert radiance[:, :40, 1].mean() > 5 * radiance[:, 40:, 1].mean()  # the user's picture is the texture
+    depth = rig.renderer.scene.depth
+    assert depth[:, 0].mean() == pytest.approx(0.2, abs=0.05) and depth[:, -1].mean() == pytest.approx(1.8, abs=0.05)
+    with pytest.raises(ValueError, match="cannot read"):
+        SimRig.from_config(SimConfig(background_image=str(tmp_path / "missing.png")))

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from drivers.config import SimConfig
@@ -61,13 +62,13 @@ class SimRig:
     def default(cls, rgb_size: tuple[int, int] = (320, 240), event_size: tuple[int, int] | None = None, *,
                 depths_dpt: tuple[float, ...] = (0.5, 1.5, 3.0), sweep_hz: float = 10.0,
                 sweep_dpt: tuple[float, float] = (0.0, 4.0), waveform: Waveform = "sine", seed: int = 0,
-                **kwargs) -> SimRig:
+                image: np.ndarray | None = None, slant: tuple[float, float] | None = None, **kwargs) -> SimRig:
         """A layered scene seen through a mirrored beam splitter, swept (default: a sine from 0 to 4 dpt at 10 Hz).
 
         ``kwargs`` set the other fields (frame rate, noise, channels, realtime).
         """
         width, height = rgb_size
-        scene = make_scene(width, height, depths=depths_dpt, seed=seed)
+        scene = make_scene(width, height, depths=depths_dpt, seed=seed, image=image, slant=slant)
         geometry = EventGeometry.beam_splitter(rgb_size, event_size or rgb_size)
         renderer = DefocusRenderer(scene, SweepOptics(blur_px_per_dpt=width / 40.0), geometry)
         return cls(renderer, SweepTrajectory(sweep_hz, *sweep_dpt, waveform=waveform), seed=seed, **kwargs)
@@ -76,13 +77,20 @@ class SimRig:
     def from_config(cls, cfg: SimConfig) -> SimRig:
         """The rig a ``[sim]`` config section describes."""
         noise = SensorNoise(full_well_e=cfg.full_well_e, read_noise_e=cfg.read_noise_e, bit_depth=cfg.bit_depth)
+        image = None
+        if cfg.background_image:
+            image = cv2.imread(cfg.background_image, cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"sim.background_image: cannot read {cfg.background_image} as an image")
+            image = image[..., ::-1]  # OpenCV's BGR -> RGB
         m = cfg.moving_object
         moving = None if m is None else MovingObject(m.depth_dpt, m.radius_px, tuple(m.start_xy),
                                                      tuple(m.velocity_px_s), tuple(cfg.rgb_size), seed=cfg.seed)
         return cls.default(tuple(cfg.rgb_size), tuple(cfg.event_size), depths_dpt=tuple(cfg.depths_dpt),
                            sweep_hz=cfg.sweep_hz, sweep_dpt=(cfg.sweep_low_dpt, cfg.sweep_high_dpt),
                            waveform=cfg.sweep_waveform, seed=cfg.seed, noise=noise, strobe_channel=cfg.strobe_channel,
-                           sync_channel=cfg.sync, realtime=cfg.realtime, moving=moving)
+                           sync_channel=cfg.sync, realtime=cfg.realtime, moving=moving, image=image,
+                           slant=None if cfg.slant_dpt is None else tuple(cfg.slant_dpt))
 
     def describe(self) -> dict:
         """What the simulated world is (for provenance): sizes, depths, wiring and the lens path's segments."""
