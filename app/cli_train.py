@@ -50,9 +50,11 @@ def train(
 
         trainer = Trainer(cfg, out, device=device, resume=resume, command=command, reporter=_Bar())
         final = trainer.run()
+    real = (f"; real stacks Qabf {final['real_qabf']:.3f} (classical {final['real_qabf_classical']:.3f})"
+            if "real_qabf" in final else "")
     console.print(f"done: step {trainer.step}, validation PSNR {final.get('psnr', float('nan')):.2f} dB "
-                  f"(events zeroed {final.get('psnr_no_events', float('nan')):.2f} dB); best weights in "
-                  f"{out / 'best.pt'}, report {out / 'report.png'}")
+                  f"(events zeroed {final.get('psnr_no_events', float('nan')):.2f} dB){real}; best weights in "
+                  f"{out / 'best.pt'}, report {out / 'report.png'}", highlight=False)
 
 
 @friendly_errors

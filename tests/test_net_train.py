@@ -8,7 +8,7 @@ import torch
 from fusion.net.data import DataRecipe, SyntheticPool, collate, sample_arrays, validation_specs
 from fusion.net.losses import fusion_loss, soft_targets
 from fusion.net.model import FocalIndexNet
-from fusion.net.train import TrainConfig, Trainer, lr_factor
+from fusion.net.train import Reporter, TrainConfig, Trainer, lr_factor
 from fusion.synthetic import synthetic_stack
 
 TINY = {"train": {"steps": 4, "batch_size": 2, "warmup_steps": 1, "pool_per_bucket": 1, "val_every": 2,
@@ -101,3 +101,26 @@ def test_pool_batches_are_a_function_of_the_step_and_validation_seeds_are_held_o
     assert torch.equal(a["luma"], b["luma"]) and torch.equal(a["label"], b["label"])
     train_seeds = {s.seed for slots in pools[0].specs.values() for s in slots}
     assert not train_seeds & {s.seed for s in validation_specs(8)}
+
+
+def test_validation_scores_real_stack_folders_and_skips_missing_ones(tmp_path):
+    import cv2
+
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    stack = synthetic_stack(5, size=(48, 40), n_planes=3, with_events=False)
+    for k, frame in enumerate(stack.frames, 1):
+        cv2.imwrite(str(folder / f"{k}.png"), frame[..., ::-1])
+    cfg = TrainConfig.model_validate({**TINY, "train": {**TINY["train"], "real_val_dirs": [str(folder),
+                                                                                         str(tmp_path / "gone")]}})
+    notes = []
+
+    class Notes(Reporter):
+        def status(self, message: str) -> None:
+            notes.append(message)
+
+    trainer = Trainer(cfg, tmp_path / "run", device="cpu", reporter=Notes())
+    trainer.prepare()
+    val = trainer.validate()
+    assert 0.0 < val["real_qabf"] <= 1.0 and 0.0 < val["real_qabf_classical"] <= 1.0
+    assert any("gone" in n and "skipped" in n for n in notes)

@@ -18,7 +18,7 @@ import math
 import os
 import time
 import tomllib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -27,7 +27,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from fusion.net.data import DataRecipe, SyntheticPool, collate, validation_specs
+from capture.focal_stack import FocalStack
+from fusion.metrics import qabf
+from fusion.net.data import DataRecipe, SyntheticPool, collate, frames_01, stack_tensors, validation_specs
 from fusion.net.losses import LossWeights, fusion_loss, psnr
 from fusion.net.model import FocalIndexNet, NetConfig, count_parameters, gather_planes
 
@@ -55,6 +57,11 @@ class RunSection(_Strict):
     val_every: int = Field(100, ge=1)
     ckpt_every: int = Field(50, ge=1)
     val_count: int = Field(16, ge=1)
+    #: Real focal-stack folders (numbered images) scored at each validation with the reference-free Qabf, against
+    #: the classical method on the same stack; relative paths are taken from the current folder, and folders
+    #: that are not there are skipped with a note (so a config runs without ../shared).
+    real_val_dirs: tuple[str, ...] = ()
+    real_val_size: int = Field(320, ge=32, description="long side the real stacks are resized to for validation")
 
 
 class DataSection(_Strict):
@@ -230,6 +237,8 @@ class Trainer:
             self.pool.fill(self.reporter.pool_progress)
         self.reporter.status("rendering the validation set")
         self._val = render_validation(self.cfg.train.val_count, self.recipe)
+        self._real = load_real_validation(self.cfg.train.real_val_dirs, self.cfg.train.real_val_size,
+                                          self.reporter.status)
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg.train
@@ -254,7 +263,8 @@ class Trainer:
         """PSNR of the gathered all-in-focus image and ±1-plane index accuracy, with and without events."""
         assert self._val is not None
         self.model.eval()
-        return evaluate_samples(self.model, self._val, self.device)
+        return {**evaluate_samples(self.model, self._val, self.device),
+                **evaluate_real(self.model, self._real, self.device)}
 
     def run(self) -> dict[str, float]:
         cfg = self.cfg.train
@@ -297,6 +307,55 @@ def evaluate_samples(model: FocalIndexNet, samples: list[dict[str, np.ndarray]],
             res["psnr" + suffix].append(psnr(fused, b["aif"]))
             res["acc1" + suffix].append(float(((out["index"] - b["label"]).abs() <= 1.0).float().mean()))
     return {k: float(np.mean(v)) for k, v in res.items()}
+
+
+@dataclass(frozen=True)
+class RealStack:
+    """A real focal stack for validation: its frames in [0, 1], the network's inputs, and the classical score."""
+
+    name: str
+    frames: np.ndarray        # (N, H, W, 3) float32
+    luma: torch.Tensor        # (1, N, H, W)
+    qabf_classical: float
+
+
+def load_real_validation(dirs: tuple[str, ...], size: int, note=lambda message: None) -> list[RealStack]:
+    """Read, downscale (long side ``size``) and score with the classical method each stack folder that exists."""
+    from capture.stack_folders import read_stack_folder
+    from fusion.engine import fuse
+
+    out = []
+    for folder in dirs:
+        if not Path(folder).is_dir():
+            note(f"real validation stack {folder} not found: skipped")
+            continue
+        stack = read_stack_folder(folder)
+        h, w = stack.shape
+        scale = min(1.0, size / max(h, w))
+        frames = frames_01(stack)
+        if scale < 1.0:
+            dsize = (max(8, round(w * scale)), max(8, round(h * scale)))
+            frames = np.stack([cv2.resize(f, dsize, interpolation=cv2.INTER_AREA) for f in frames])
+        small = FocalStack(frames.astype(np.float32), stack.focal_powers_dpt, name=stack.name or Path(folder).name)
+        classical = fuse(small, method="classical", device="cpu").all_in_focus
+        luma = torch.from_numpy(stack_tensors(small).luma)[None]
+        out.append(RealStack(small.name, small.frames, luma, qabf(list(small.frames), classical)))
+    return out
+
+
+def evaluate_real(model: FocalIndexNet, stacks: list[RealStack], device: torch.device) -> dict[str, float]:
+    """Mean Qabf of the network's all-in-focus image (no events: real stacks have none) and of the classical one."""
+    if not stacks:
+        return {}
+    scores = []
+    for s in stacks:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            index = model(s.luma.to(device), None)["index"]
+        k = index[0].round().clamp(0, len(s.frames) - 1).long().cpu().numpy()
+        fused = np.take_along_axis(s.frames, k[None, ..., None], axis=0)[0]
+        scores.append(qabf(list(s.frames), fused))
+    return {"real_qabf": float(np.mean(scores)), "real_qabf_classical": float(np.mean([s.qabf_classical
+                                                                                       for s in stacks]))}
 
 
 def render_validation(count: int, recipe: DataRecipe) -> list[dict[str, np.ndarray]]:
