@@ -124,6 +124,9 @@ def warm_up(method: str) -> None:
             get_method(candidate)
         except (FusionError, ImportError, OSError) as exc:
             _UNAVAILABLE[candidate] = str(exc)
+        except Exception as exc:  # a broken method must not take the fusion process down: skip it, say why
+            _UNAVAILABLE[candidate] = f"{type(exc).__name__}: {exc}"
+            log.error("fusion method %s cannot be loaded: %s: %s", candidate, type(exc).__name__, exc)
 
 
 def _serve(conn) -> None:
@@ -183,9 +186,9 @@ class FusionProcess:
                 self._conn.send(("fuse", request))
                 status, value = self._conn.recv()
             except (EOFError, OSError, BrokenPipeError):
-                self._proc = None
-                raise RuntimeError("the fusion process stopped (out of memory, or the window is closing); the "
-                                   "next capture-and-fuse starts a new one") from None
+                proc, self._proc = self._proc, None
+                raise RuntimeError(f"the fusion process stopped ({_exit_reason(proc)}); the next capture-and-fuse "
+                                   "starts a new one") from None
         if status == "error":
             raise FusionJobError(value)
         return value
@@ -204,6 +207,19 @@ class FusionProcess:
             proc.kill()  # holds nothing that needs a clean exit (it may be mid-import of torch)
             proc.join(5.0)
         conn.close()
+
+
+def _exit_reason(proc) -> str:
+    """Why a fusion child ended, from its exit code: killed (out of memory?), crashed, or shut down."""
+    if proc is None:
+        return "the window is closing"
+    proc.join(1.0)
+    code = proc.exitcode
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        return f"killed by signal {-code}{': out of memory?' if -code == 9 else ''}"
+    return f"it exited with status {code}; its traceback is in the terminal" if code else "it was shut down"
 
 
 class FusionJobError(RuntimeError):
