@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from drivers.config import EventCameraConfig, FrameCameraConfig, LensConfig, SimConfig, StrictModel
+from drivers.config import EventCameraConfig, FrameCameraConfig, LensConfig, SimConfig, StrictModel, read_toml
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "sim.toml"
@@ -72,12 +72,7 @@ def load_config(
 ) -> M:
     """Load ``path`` (default ``configs/sim.toml``) into ``model``, applying ``key=value`` overrides."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such config file (the defaults live in {CONFIG_DIR})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data = read_toml(path, ConfigError, f"no such config file (the defaults live in {CONFIG_DIR})")
     for text in overrides or []:
         key, value = parse_override(text)
         _set_dotted(data, key, value)

@@ -9,13 +9,12 @@ overrides a key with a TOML value.
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from drivers.config import StrictModel
+from drivers.config import StrictModel, read_toml
 
 PLAN_DIR = Path(__file__).resolve().parents[1] / "configs" / "plans"
 DEFAULT_PLAN = PLAN_DIR / "default.toml"
@@ -133,12 +132,7 @@ class SweepPlan(StrictModel):
         rules); a leading ``plan.`` is accepted. Errors name the file and the key.
         """
         path = Path(path) if path is not None else DEFAULT_PLAN
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise PlanError(f"{path}: no such plan file (examples in {PLAN_DIR})") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise PlanError(f"{path}: not valid TOML: {exc}") from exc
+        data = read_toml(path, PlanError, f"no such plan file (examples in {PLAN_DIR})")
         if isinstance(data.get("plan"), dict):
             if set(data) != {"plan"}:
                 raise PlanError(f"{path}: keys outside [plan]: {sorted(set(data) - {'plan'})}")

@@ -6,9 +6,27 @@ validated configuration without knowing where it was read from (``app`` loads th
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+
+def read_toml(path: Path, error: type[Exception], missing: str) -> dict:
+    """The TOML document at ``path`` — the one reader of every focalrig config, plan and training file.
+
+    Failures raise ``error`` naming the file: ``missing`` (what to do) when it is not there, else why it cannot be
+    read or parsed.
+    """
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{path}: {missing}") from exc
+    except OSError as exc:
+        raise error(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from exc
 
 
 class StrictModel(BaseModel):

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import time
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -28,6 +27,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from capture.focal_stack import FocalStack
+from drivers.config import read_toml
 from fusion.metrics import qabf
 from fusion.net.data import DataRecipe, SyntheticPool, collate, frames_01, stack_tensors, validation_specs
 from fusion.net.losses import LossWeights, fusion_loss, psnr
@@ -93,12 +93,7 @@ class TrainConfig(_Strict):
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read the training config ({exc.strerror or exc})") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+        raw = read_toml(path, ValueError, "no such training config (examples in configs/train/)")
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
