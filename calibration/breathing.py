@@ -18,16 +18,30 @@ from calibration.spatial import to_gray8
 
 
 def _register(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray | None:
-    """2x3 affine A with b(A·x) ≈ a(x) (float64), or None when ECC does not converge."""
+    """2x3 affine A with b(A·x) ≈ a(x) (float64), or None when ECC does not converge.
+
+    The low-passed images carry nothing finer than ``sigma``, so ECC runs on them shrunk by f = ⌊σ/2⌋ (at most 4)
+    and the affine is mapped back exactly: with x_s = (x + ½)/f − ½ (pixel centres under INTER_AREA), the linear
+    part is unchanged and t = f·t_s + f·(L − I)·c, c = ½/f − ½.
+    """
     fa = cv2.GaussianBlur(a, (0, 0), sigma)
     fb = cv2.GaussianBlur(b, (0, 0), sigma)
+    f = int(min(4, max(1, sigma // 2)))
+    if f > 1:
+        size = (a.shape[1] // f, a.shape[0] // f)
+        fa = cv2.resize(fa[:size[1] * f, :size[0] * f], size, interpolation=cv2.INTER_AREA)
+        fb = cv2.resize(fb[:size[1] * f, :size[0] * f], size, interpolation=cv2.INTER_AREA)
     warp = np.eye(2, 3, dtype=np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-7)
     try:
         _, warp = cv2.findTransformECC(fa, fb, warp, cv2.MOTION_AFFINE, criteria, None, 5)
     except cv2.error:
         return None
-    return warp.astype(np.float64)
+    warp = warp.astype(np.float64)
+    if f > 1:
+        lin, c = warp[:, :2], 0.5 / f - 0.5
+        warp = np.column_stack([lin, f * warp[:, 2] + f * (lin - np.eye(2)) @ np.array([c, c])])
+    return warp
 
 
 def estimate_breathing(images: list[np.ndarray], powers_dpt: np.ndarray, *, ref_dpt: float | None = None,

@@ -272,12 +272,17 @@ def _power_midpoints(start_us: np.ndarray, end_us: np.ndarray, commanded: Comman
     t = start_us[:, None] + (end_us - start_us)[:, None] * frac[None, :]
     d = np.asarray(commanded.commanded_dpt(commanded.t0_us + t - lag_us), np.float64)
     out = 0.5 * (start_us + end_us)
-    target = 0.5 * (d[:, 0] + d[:, -1])
+    sign = np.where(d[:, -1] >= d[:, 0], 1.0, -1.0)[:, None]
+    d = d * sign                                            # every row rising
     step = np.diff(d, axis=1)
-    for r in np.flatnonzero(np.all(step > 0, axis=1) | np.all(step < 0, axis=1)):
-        row = d[r] if d[r, -1] > d[r, 0] else -d[r]
-        goal = target[r] if d[r, -1] > d[r, 0] else -target[r]
-        out[r] = np.interp(goal, row, t[r])
+    ok = np.flatnonzero(np.all(step > 0, axis=1))          # monotonic rows (no turnaround inside the gap)
+    if ok.size:  # vectorised linear interpolation of each row at its own goal (rows are tens of thousands)
+        d, t, step = d[ok], t[ok], step[ok]
+        goal = 0.5 * (d[:, :1] + d[:, -1:])
+        j = np.clip((d < goal).sum(axis=1) - 1, 0, samples - 2)[:, None]
+        frac_j = (goal - np.take_along_axis(d, j, 1)) / np.take_along_axis(step, j, 1)
+        t0, t1 = np.take_along_axis(t, j, 1), np.take_along_axis(t, j + 1, 1)
+        out[ok] = (t0 + frac_j * (t1 - t0))[:, 0]
     return out
 
 
@@ -287,10 +292,11 @@ def _patch_crossings(rows: np.ndarray, t_a0: np.ndarray, t_l: np.ndarray, gap_st
     than ``min_pixels`` pairs falls back to the power midpoint of its common quiet gap."""
     out = _power_midpoints(gap_start, gap_end, commanded, lag_us)
     if rows.size:
-        cross = _power_midpoints(t_a0, t_l, commanded, lag_us)
-        counts = np.bincount(rows, minlength=out.size)
-        for r in np.flatnonzero(counts >= min_pixels):  # one row per patch (tens)
-            out[r] = float(np.median(cross[rows == r]))
+        cross = _power_midpoints(t_a0, t_l, commanded, lag_us, samples=17)  # short spans: 17 samples suffice
+        order = np.argsort(rows, kind="stable")
+        cross, bounds = cross[order], np.searchsorted(rows[order], np.arange(out.size + 1))
+        for r in np.flatnonzero(np.diff(bounds) >= min_pixels):  # one row per patch (up to ~1000), not per pixel
+            out[r] = float(np.median(cross[bounds[r]:bounds[r + 1]]))
     return out
 
 

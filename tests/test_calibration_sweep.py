@@ -141,6 +141,19 @@ def test_breathing_is_recovered_from_a_sweep_of_a_planar_scene():
     assert abs(b.centre_px[0] - 79.5) < 20 and abs(b.centre_px[1] - 59.5) < 20
 
 
+def test_breathing_on_large_frames_registers_on_shrunk_low_passed_images():
+    """At 480 px the low-pass (σ ≈ 10 px) lets ECC run on images shrunk 4×; the affine is mapped back exactly."""
+    size = (480, 360)
+    optics = SweepOptics(blur_px_per_dpt=48.0, breathing_per_dpt=BREATHING, breathing_ref_dpt=2.0)
+    scene = make_scene(*size, depths=(2.0,), seed=1)
+    renderer = DefocusRenderer(scene, optics, EventGeometry.beam_splitter(size, size))
+    rig = SimRig(renderer, SweepTrajectory(10.0, 0.0, 4.0), frame_rate_hz=120.0, exposure_us=1000.0, seed=1)
+    cam = SimFrameCamera(rig)
+    frames = [cam.frame_at(k) for k in range(12)]
+    b = estimate_breathing([f.image for f in frames], [f.focal_power_dpt for f in frames], ref_dpt=2.0)
+    assert b.coeffs[0] == pytest.approx(BREATHING, rel=0.15)
+
+
 def _ground_truth_planes(rig, sweep, bins, model):
     """Events binned by their true power and mapped to the reference RGB grid through the true geometry."""
     cd = sweep.cd
