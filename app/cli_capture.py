@@ -35,11 +35,16 @@ PlanOpt = Annotated[Path | None, typer.Option("--plan", "-p", help="Sweep plan T
 def _load(ctx: typer.Context, config: Path | None, set_: list[str] | None, plan_path: Path | None,
           sweeps: int | None, duration: float | None) -> tuple[FocalrigConfig, SweepPlan]:
     """The rig config and the plan, with every --set split between them (``plan.*`` keys go to the plan)."""
-    overrides = list(ctx.obj.overrides if ctx.obj else []) + list(set_ or [])
+    overrides = _overrides(ctx, set_)
     plan = SweepPlan.load(plan_path, _plan_sets(overrides, sweeps, duration))
     cfg_path = config if config is not None else (ctx.obj.config_path if ctx.obj else None)
     cfg = load_config(cfg_path, overrides=[o for o in overrides if not o.strip().startswith("plan.")])
     return cfg, plan
+
+
+def _overrides(ctx: typer.Context, set_: list[str] | None) -> list[str]:
+    """The global --set options, then the command's own (later ones win)."""
+    return list(ctx.obj.overrides if ctx.obj else []) + list(set_ or [])
 
 
 def _plan_sets(overrides: list[str], sweeps: int | None, duration: float | None) -> list[tuple[str, object]]:
@@ -57,8 +62,7 @@ def _plan_sets(overrides: list[str], sweeps: int | None, duration: float | None)
 def _replay_plan(ctx: typer.Context, rig, plan_path: Path | None, set_: list[str] | None, sweeps: int | None,
                  duration: float | None) -> SweepPlan:
     """The plan to re-run a recording with: --plan if given, else the recording's own plan; overrides on top."""
-    overrides = list(ctx.obj.overrides if ctx.obj else []) + list(set_ or [])
-    sets = _plan_sets(overrides, sweeps, duration)
+    sets = _plan_sets(_overrides(ctx, set_), sweeps, duration)
     recorded = rig.recording.metadata.get("plan")
     if plan_path is not None or not isinstance(recorded, dict):
         return SweepPlan.load(plan_path, sets)  # a bare event file has no plan: the default one, or --plan

@@ -167,8 +167,7 @@ class SweepAssembler:
     ``stats.sync_missed``), and edges closer than half a period are ignored as glitches, while an edge between half
     and ``RESTART_FRACTION`` of a period after the last marks a generator restart: the short sweep is dropped
     (``stats.sync_restarts``) and the sweep starts at the new edge. ``keep`` False only counts each sweep's
-    events and frames (headless recording
-    without consumers): only event times are buffered.
+    events and frames (headless recording without consumers): only event times are buffered.
     """
 
     template: CommandedSweep

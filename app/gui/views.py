@@ -12,12 +12,26 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from app.gui.imaging import Levels
 from app.gui.timing import RateMeter
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+
+def spin_box(lo: float, hi: float, step: float, decimals: int, suffix: str, *, tracking: bool = False,
+             tip: str = "") -> QDoubleSpinBox:
+    """A numeric field with a unit; ``tracking`` False reports a typed value only when it is committed."""
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setDecimals(decimals)
+    box.setSuffix(f" {suffix}")
+    box.setKeyboardTracking(tracking)
+    if tip:
+        box.setToolTip(tip)
+    return box
 
 
 class CountingImageItem(pg.ImageItem):

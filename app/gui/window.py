@@ -19,7 +19,6 @@ from PyQt6.QtCore import QByteArray, Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
 from PyQt6.QtWidgets import (
     QDockWidget,
-    QDoubleSpinBox,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -41,7 +40,7 @@ from app.gui.panels.sweep import SweepPanel
 from app.gui.results import FusionResultView
 from app.gui.settings import GuiSettings
 from app.gui.timing import StallMeter
-from app.gui.views import ImageView, TracePlot
+from app.gui.views import ImageView, TracePlot, spin_box
 from capture.sweep import SweepData
 
 log = logging.getLogger("focalrig.gui")
@@ -243,17 +242,11 @@ class MainWindow(QMainWindow):
         for key in ("connect", "disconnect", "live", "fuse", "continuous", "record", "open", "snapshot"):
             bar.addAction(self.actions_by_key[key])
         bar.addSeparator()
-        self.accumulation = QDoubleSpinBox()
-        self.accumulation.setRange(0.1, 10_000)
-        self.accumulation.setDecimals(1)
-        self.accumulation.setSuffix(" ms")
-        self.accumulation.setToolTip("Event accumulation time of the live event view")
+        self.accumulation = spin_box(0.1, 10_000, 1, 1, "ms", tracking=True,
+                                     tip="Event accumulation time of the live event view")
         self.accumulation.valueChanged.connect(self.set_accumulation_ms)
-        self.display_fps = QDoubleSpinBox()
-        self.display_fps.setRange(1, 120)
-        self.display_fps.setDecimals(0)
-        self.display_fps.setSuffix(" fps")
-        self.display_fps.setToolTip("Display rate of the live views (independent of the accumulation time)")
+        self.display_fps = spin_box(1, 120, 1, 0, "fps", tracking=True,
+                                    tip="Display rate of the live views (independent of the accumulation time)")
         self.display_fps.valueChanged.connect(self.set_display_fps)
         bar.addWidget(QLabel(" Accumulation "))
         bar.addWidget(self.accumulation)

@@ -42,7 +42,7 @@ def write_ground_truth(folder: Path, sim: SimRig, t_start_us: float, t_end_us: f
     path = sim.lens_path
     extra = {}
     if sim.moving is not None:  # where the moving object's centre was (RGB px); depth_dpt.npy is the static scene
-        extra["object_xy"] = np.array([sim.moving.centre(float(ti)) for ti in t[::10]], np.float64)
+        extra["object_xy"] = sim.moving.track(t[::10])
         extra["object_t_us"] = t[::10]
     np.savez_compressed(out / "lens_trajectory.npz", t_us=t, actual_dpt=path.actual_dpt(t),
                         commanded_dpt=path.commanded_dpt(t), **extra)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.plan import SweepPlan
 from capture.recording.ground_truth import write_homography
 from capture.recording.layout import GROUND_TRUTH_DIR, create_recording_dir, preflight
 from capture.recording.metadata import write_json_atomic
@@ -88,7 +89,7 @@ def record_blinking_target(out_dir: Path, cfg: SimConfig, *, n_views: int = 12, 
     frame_bytes = int(np.prod(cfg.rgb_size)) * 3 * (2 if cfg.bit_depth > 8 else 1)
     out = preflight(out_dir, n_views * frame_bytes * 2, 16.0)
     uid = str(uuid.uuid4())
-    folder = create_recording_dir(out, "{time:%Y%m%d-%H%M%S}_{plan}_{uid8}", "calibration-target", uid)
+    folder = create_recording_dir(out, SweepPlan.model_fields["name_pattern"].default, "calibration-target", uid)
     plan = {"name": "calibration-target", "kind": "blinking chessboard", "views": n_views,
             "board_inner_corners": list(corners), "lens_power_dpt": power_dpt,
             "pose_interval_us": POSE_INTERVAL_US}

@@ -22,13 +22,13 @@ from drivers.sim.optics import SweepOptics, disc_kernel
 from drivers.sim.scene import LUMA_WEIGHTS, dead_leaves
 
 
-def _bounce(x0: float, v: float, lo: float, hi: float, t_s: float) -> float:
-    """Position at ``t_s`` of a point starting at ``x0`` with speed ``v`` reflecting between ``lo`` and ``hi``."""
+def _bounce(x0: float, v: float, lo: float, hi: float, t_s):
+    """Position at ``t_s`` (scalar or array) of a point from ``x0`` at speed ``v`` reflecting between ``lo``, ``hi``."""
     span = hi - lo
     if span <= 0 or v == 0:
-        return min(max(x0, lo), hi)
-    u = (x0 - lo + v * t_s) % (2 * span)
-    return lo + (u if u <= span else 2 * span - u)
+        return np.clip(x0 + 0.0 * np.asarray(t_s, np.float64), lo, hi)
+    u = np.mod(x0 - lo + v * np.asarray(t_s, np.float64), 2 * span)
+    return lo + np.where(u <= span, u, 2 * span - u)
 
 
 @dataclass
@@ -52,10 +52,15 @@ class MovingObject:
 
     def centre(self, t_us: float) -> tuple[float, float]:
         """The disc's centre (RGB px) at event-clock time ``t_us``; it stays wholly inside the image."""
+        x, y = self.track(np.asarray([t_us], np.float64))[0]
+        return float(x), float(y)
+
+    def track(self, t_us: np.ndarray) -> np.ndarray:
+        """Centres (N, 2) at event-clock times ``t_us`` (N,) — the ground-truth track, vectorised."""
         w, h = self.frame_size
-        r, t = self.radius_px, t_us * 1e-6
-        return (_bounce(self.start_xy[0], self.velocity_px_s[0], r, w - 1 - r, t),
-                _bounce(self.start_xy[1], self.velocity_px_s[1], r, h - 1 - r, t))
+        r, t = self.radius_px, np.asarray(t_us, np.float64) * 1e-6
+        return np.column_stack([_bounce(self.start_xy[0], self.velocity_px_s[0], r, w - 1 - r, t),
+                                _bounce(self.start_xy[1], self.velocity_px_s[1], r, h - 1 - r, t)])
 
     def speed_px_per_us(self) -> float:
         return math.hypot(*self.velocity_px_s) * 1e-6

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from PyQt6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -22,17 +21,8 @@ from PyQt6.QtWidgets import (
 )
 
 from app.gui.controller import RigController
+from app.gui.views import spin_box
 from capture.plan import PLAN_DIR, PlanError, SweepPlan
-
-
-def _spin(lo: float, hi: float, step: float, decimals: int, suffix: str) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(lo, hi)
-    box.setSingleStep(step)
-    box.setDecimals(decimals)
-    box.setSuffix(f" {suffix}")
-    box.setKeyboardTracking(False)
-    return box
 
 
 class SweepPanel(QWidget):
@@ -48,16 +38,16 @@ class SweepPanel(QWidget):
         for path in sorted(plan_dir.glob("*.toml")) if plan_dir.is_dir() else []:
             self.preset.addItem(path.stem, str(path))
         self.preset.activated.connect(self.load_preset)
-        self.low = _spin(-50, 50, 0.1, 3, "dpt")
-        self.high = _spin(-50, 50, 0.1, 3, "dpt")
+        self.low = spin_box(-50, 50, 0.1, 3, "dpt")
+        self.high = spin_box(-50, 50, 0.1, 3, "dpt")
         self.waveform = QComboBox()
         self.waveform.addItems(["sine", "triangle", "stepped"])
-        self.frequency = _spin(0.001, 1000, 1, 3, "Hz")
-        self.dwell = _spin(0.1, 10_000, 1, 1, "ms")
+        self.frequency = spin_box(0.001, 1000, 1, 3, "Hz")
+        self.dwell = spin_box(0.1, 10_000, 1, 1, "ms")
         self.planes = QSpinBox()
         self.planes.setRange(2, 1024)
-        self.frame_rate = _spin(0.1, 10_000, 1, 1, "fps")
-        self.exposure = _spin(1, 1e7, 100, 0, "µs")
+        self.frame_rate = spin_box(0.1, 10_000, 1, 1, "fps")
+        self.exposure = spin_box(1, 1e7, 100, 0, "µs")
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.apply_button = QPushButton("Apply")
