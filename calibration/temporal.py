@@ -293,8 +293,7 @@ def _patch_crossings(rows: np.ndarray, t_a0: np.ndarray, t_l: np.ndarray, gap_st
     out = _power_midpoints(gap_start, gap_end, commanded, lag_us)
     if rows.size:
         cross = _power_midpoints(t_a0, t_l, commanded, lag_us, samples=17)  # short spans: 17 samples suffice
-        order = np.argsort(rows, kind="stable")
-        cross, bounds = cross[order], np.searchsorted(rows[order], np.arange(out.size + 1))
+        bounds = np.searchsorted(rows, np.arange(out.size + 1))  # rows come sorted from _pixel_level_pairs
         for r in np.flatnonzero(np.diff(bounds) >= min_pixels):  # one row per patch (up to ~1000), not per pixel
             out[r] = float(np.median(cross[bounds[r]:bounds[r + 1]]))
     return out
@@ -309,7 +308,8 @@ def _pixel_level_pairs(cd: np.ndarray, t0_us: float, period: float, patch: np.nd
     focus the pixel retraces its intensity and fires first (t_l) when it is C beyond t_a's level again, i.e. at
     t_a0's level. (t_a0, t_l) are therefore symmetric about the crossing, while (t_a, t_l) are not (leaving needs
     a full threshold of change): that asymmetry is what biases gap-centre estimates late. Returns (row, t_a0,
-    t_l) per pixel-sweep with at least three events in the window; times are phases unwrapped like ``start``.
+    t_l) per pixel-sweep with at least three events in the window, sorted by row; times are phases unwrapped like
+    ``start``.
     """
     rel = cd["t"].astype(np.float64) - t0_us
     row = row_of_patch[patch]
@@ -334,6 +334,7 @@ def _pixel_level_pairs(cd: np.ndarray, t0_us: float, period: float, patch: np.nd
     last = last[ok]
     ok = group[last - 1] == group[last]                   # t_a0 (event last − 1) is the same pixel and sweep
     last = last[ok]
+    last = last[np.argsort(r[last], kind="stable")]       # grouped by patch row, for the per-patch medians
     return r[last], start[r[last]] + d[last - 1], start[r[last]] + d[last + 1]
 
 
