@@ -346,8 +346,8 @@ def evaluate_real(model: FocalIndexNet, stacks: list[RealStack], device: torch.d
     for s in stacks:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             index = model(s.luma.to(device), None)["index"]
-        k = index[0].round().clamp(0, len(s.frames) - 1).long().cpu().numpy()
-        fused = np.take_along_axis(s.frames, k[None, ..., None], axis=0)[0]
+        planes = torch.from_numpy(s.frames).permute(0, 3, 1, 2)[None]  # (1, N, 3, H, W)
+        fused = gather_planes(planes, index.float().cpu())[0].permute(1, 2, 0).numpy()
         scores.append(qabf(list(s.frames), fused))
     return {"real_qabf": float(np.mean(scores)), "real_qabf_classical": float(np.mean([s.qabf_classical
                                                                                        for s in stacks]))}
