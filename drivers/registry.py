@@ -42,10 +42,11 @@ def make_focus_actuator(cfg: LensConfig) -> FocusActuator:
 
 
 def make_event_camera(cfg: EventCameraConfig, sim: SimRig | None = None,
-                      sim_cfg: SimConfig | None = None) -> EventCamera | None:
+                      sim_cfg: SimConfig | None = None, *, sim_process: bool = False) -> EventCamera | None:
     """The event camera ``cfg`` selects, opened, with its configured biases and ROI applied (None for "none").
 
-    The simulated camera needs the shared ``sim`` rig; ``sim_cfg`` gives its sensor model (default [sim]).
+    The simulated camera needs the shared ``sim`` rig; ``sim_cfg`` gives its sensor model (default [sim]);
+    ``sim_process`` computes it in a child process (:mod:`drivers.sim.camera_process`).
     Raises CameraError when the camera (or its SDK) is missing.
     """
     if cfg.backend == "none":
@@ -53,9 +54,13 @@ def make_event_camera(cfg: EventCameraConfig, sim: SimRig | None = None,
     if cfg.backend == "sim":
         if sim is None:
             raise ValueError("the simulated event camera needs the simulated rig (sim=SimRig)")
+        s = sim_cfg or SimConfig()
+        if sim_process:
+            from drivers.sim.camera_process import ProcessEventCamera
+
+            return ProcessEventCamera(sim, cfg, s)  # the child applies the ROI and biases
         from drivers.sim.event_camera import SimEventCamera
 
-        s = sim_cfg or SimConfig()
         camera: EventCamera = SimEventCamera(sim, chunk_us=cfg.chunk_us, realtime=s.realtime,
                                              threshold=s.event_threshold, sigma=s.event_threshold_sigma,
                                              refractory_us=s.refractory_us, noise_rate_hz=s.noise_rate_hz,
@@ -78,16 +83,23 @@ def make_event_camera(cfg: EventCameraConfig, sim: SimRig | None = None,
 
 
 def make_frame_camera(cfg: FrameCameraConfig, sim: SimRig | None = None,
-                      sim_cfg: SimConfig | None = None) -> FrameCamera | None:
-    """The frame camera ``cfg`` selects, opened (None for "none"); raises CameraError when it is missing."""
+                      sim_cfg: SimConfig | None = None, *, sim_process: bool = False) -> FrameCamera | None:
+    """The frame camera ``cfg`` selects, opened (None for "none"); raises CameraError when it is missing.
+
+    ``sim_process``: the simulated camera renders in a child process (:mod:`drivers.sim.camera_process`).
+    """
     if cfg.backend == "none":
         return None
     if cfg.backend == "sim":
         if sim is None:
             raise ValueError("the simulated frame camera needs the simulated rig (sim=SimRig)")
+        s = sim_cfg or SimConfig()
+        if sim_process:
+            from drivers.sim.camera_process import ProcessFrameCamera
+
+            return ProcessFrameCamera(sim, cfg, s)
         from drivers.sim.frame_camera import SimFrameCamera
 
-        s = sim_cfg or SimConfig()
         return SimFrameCamera(sim, realtime=s.realtime, drop_every=s.frame_drop_every or None)
     if cfg.backend == "opencv":
         from drivers.opencv_camera import OpenCVCamera
@@ -107,13 +119,15 @@ def optosim_name(port: str) -> str | None:
     return parts.netloc + parts.path if parts.scheme.lower() == "optosim" else None
 
 
-def open_rig(cfg: RigConfig) -> Rig:
+def open_rig(cfg: RigConfig, *, sim_processes: bool = False) -> Rig:
     """Connect the lens and open both cameras as ``cfg`` says; use the result as a context manager.
 
     With a simulated camera the rig gets a :class:`~drivers.sim.rig.SimRig` built from ``cfg.sim``; when the lens
     is the in-process LD4 simulator (``optosim://NAME``) that rig follows what the lens is commanded, otherwise
-    it runs the fixed ``[sim]`` sweep. Anything that fails closes what was already open (the lens into its safe
-    state) before the error propagates: FocusError / CameraError with a message naming the device.
+    it runs the fixed ``[sim]`` sweep. ``sim_processes`` computes the simulated cameras in child processes, which
+    keeps their GIL-heavy work away from the caller's threads (the GUI needs that; batch runs do not). Anything
+    that fails closes what was already open (the lens into its safe state) before the error propagates:
+    FocusError / CameraError with a message naming the device.
     """
     lens = make_focus_actuator(cfg.lens)
     lens.connect()
@@ -124,8 +138,11 @@ def open_rig(cfg: RigConfig) -> Rig:
         if "sim" in (cfg.event_camera.backend, cfg.frame_camera.backend):
             rig.sim = _make_sim_rig(cfg)
             rig.config["sim"] = cfg.sim.model_dump(mode="json")
-        rig.event_camera = make_event_camera(cfg.event_camera, rig.sim, cfg.sim)
-        rig.frame_camera = make_frame_camera(cfg.frame_camera, rig.sim, cfg.sim)
+        rig.event_camera = make_event_camera(cfg.event_camera, rig.sim, cfg.sim, sim_process=sim_processes)
+        rig.frame_camera = make_frame_camera(cfg.frame_camera, rig.sim, cfg.sim, sim_process=sim_processes)
+        for camera in (rig.event_camera, rig.frame_camera):
+            if camera is not None:
+                camera.identity  # noqa: B018 - a camera simulated in a child process answers once it is built
     except BaseException:
         rig.close()
         raise

@@ -8,6 +8,8 @@ calibrate or fuse themselves (the Qt-free helpers beside this module do the data
 - the capture engine runs in its own threads; its pure-Python signals are bridged into Qt by emitting private
   Qt signals from the engine's threads (queued to the GUI thread), tagged with the engine they came from so a
   late signal of a stopped engine is ignored;
+- simulated cameras compute in child processes (``open_rig(..., sim_processes=True)``), as real cameras deliver
+  from their SDKs' C threads: in this process their numpy/Python work would hold the GIL against the GUI thread;
 - frames and events are pulled by :class:`~app.gui.live.LiveFeed` (worker thread) into mailboxes;
 - building the focal stack and fusing it run in a child process (:mod:`app.gui.fusion_job`), fed by
   the fusion runner (newest sweep wins), so the GIL-heavy work never competes with the GUI thread.
@@ -139,7 +141,7 @@ class RigController(QObject):
         def job():
             from drivers.registry import open_rig
 
-            rig = open_rig(cfg)
+            rig = open_rig(cfg, sim_processes=True)
             try:
                 return rig, lens_reading(rig)
             except Exception:
@@ -176,7 +178,7 @@ class RigController(QObject):
             from drivers.registry import open_rig
 
             rig.close()
-            return open_rig(cfg), None
+            return open_rig(cfg, sim_processes=True), None
 
         self.devices.submit("reopen", job)
 

@@ -3,14 +3,17 @@
 Building a stack and fusing it is CPU-heavy Python/numpy work; in the GUI's process it would compete with the
 GUI thread for the GIL and stall the event loop. The controller therefore runs :func:`run_fusion` in a
 single persistent ``spawn`` worker process (:class:`FusionProcess`), which also keeps CUDA out of the GUI
-process. Everything crossing the process boundary is plain picklable data (SweepData, Calibration,
-FocalStack, FusionResult). This module must not import Qt: the child imports it without a GUI.
+process. Everything crossing the process boundary is plain picklable data (SweepData, Calibration, FocalStack,
+FusionResult), sent through :mod:`drivers.ipc` (large arrays out of band, so pickling a sweep never holds the GIL
+against the GUI thread). This module must not import Qt: the child imports it without a GUI.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,12 +22,15 @@ from typing import Any
 from app.gui.imaging import ResultPictures, result_pictures
 from capture.focal_stack import FocalStack
 from capture.sweep import SweepData
+from drivers import ipc
 
 log = logging.getLogger("focalrig.gui")
 
 #: Fusion methods tried, in order, for the "best" choice: the network when its weights load, else classical.
 BEST_METHODS = ("net", "classical")
-_UNAVAILABLE: dict[str, str] = {}  # methods that failed to load in this process, with why
+_UNAVAILABLE: dict[str, str] = {}
+#: Niceness added to the fusion process (background work; the GUI thread comes first).
+FUSION_NICENESS = 5  # methods that failed to load in this process, with why
 
 
 @dataclass(frozen=True)
@@ -130,10 +136,16 @@ def warm_up(method: str) -> None:
 
 
 def _serve(conn) -> None:
-    """The child's loop: ("warm", method) imports ahead; ("fuse", request) answers ("ok"|"error", value)."""
+    """The child's loop: ("warm", method) imports ahead; ("fuse", request) answers ("ok"|"error", value).
+
+    It runs at a lower priority than the GUI: on a 2-core machine a fusion must not take the CPU the event loop
+    needs to stay responsive (the result comes a little later instead).
+    """
+    with contextlib.suppress(OSError):
+        os.nice(FUSION_NICENESS)
     while True:
         try:
-            message = conn.recv()
+            message = ipc.recv(conn)
         except (EOFError, OSError):
             return
         if message is None:
@@ -146,7 +158,7 @@ def _serve(conn) -> None:
             reply = ("ok", run_fusion(payload))
         except Exception as exc:  # every failure goes back to the GUI as a message
             reply = ("error", str(exc) or type(exc).__name__)
-        conn.send(reply)
+        ipc.send(conn, reply)
 
 
 class FusionProcess:
@@ -175,7 +187,7 @@ class FusionProcess:
         try:
             with self._lock:
                 self._ensure()
-                self._conn.send(("warm", method))
+                ipc.send(self._conn, ("warm", method))
         except (OSError, RuntimeError) as exc:  # no process now: the first fuse tries again and reports
             log.warning("could not start the fusion process ahead of time: %s", exc)
 
@@ -183,8 +195,8 @@ class FusionProcess:
         with self._lock:
             self._ensure()
             try:
-                self._conn.send(("fuse", request))
-                status, value = self._conn.recv()
+                ipc.send(self._conn, ("fuse", request))
+                status, value = ipc.recv(self._conn)
             except (EOFError, OSError, BrokenPipeError):
                 proc, self._proc = self._proc, None
                 raise RuntimeError(f"the fusion process stopped ({_exit_reason(proc)}); the next capture-and-fuse "
@@ -199,7 +211,7 @@ class FusionProcess:
         if proc is None:
             return
         try:
-            conn.send(None)
+            ipc.send(conn, None)
         except (OSError, ValueError):
             pass
         proc.join(timeout_s)

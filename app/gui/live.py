@@ -2,9 +2,10 @@
 
 At the display rate it pulls the newest frame and the newest ``accumulation`` of events from a
 :class:`LiveSource`, accumulates the events into an ON/OFF colour image (``capture.render.accumulate``), and
-posts a :class:`LivePicture` into a mailbox; at a tenth of that rate it also posts the focal-power and
-event-rate histories for the plots. The GUI timer only takes the newest picture and calls ``setImage``, so
-event accumulation, dtype handling and copies never run on the GUI thread (app-notes §3.2, §5.1).
+posts a :class:`LivePicture` into a mailbox; at a third of that rate it also posts the focal-power and
+event-rate histories for the plots, cut to the plots' time span and decimated to their width. The GUI timer
+only takes the newest picture and calls ``setImage``, so event accumulation, dtype handling and copies never
+run on the GUI thread (app-notes §3.2, §5.1).
 """
 
 from __future__ import annotations
@@ -49,14 +50,33 @@ class LiveTraces:
     t_ref_us: float                     # event-clock time of t_s = 0
 
 
+def decimate_trace(t_s: np.ndarray, y: np.ndarray, span_s: float, buckets: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of the last ``span_s`` seconds (t ≤ 0, newest at 0), at most ``2·buckets`` of them.
+
+    Longer traces keep, per bucket of equal time, the minimum at the bucket's first time and the maximum at its
+    last, so peaks stay visible (min/max decimation) while the GUI draws a few hundred points, not thousands.
+    """
+    keep = t_s >= -span_s
+    t_s, y = t_s[keep], y[keep]
+    if t_s.size <= 2 * buckets:
+        return t_s, y
+    bucket = np.minimum(((t_s - t_s[0]) / max(t_s[-1] - t_s[0], 1e-12) * buckets).astype(np.int64), buckets - 1)
+    first = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    last = np.r_[first[1:], t_s.size] - 1
+    t_out = np.column_stack([t_s[first], t_s[last]]).ravel()
+    y_out = np.column_stack([np.minimum.reduceat(y, first), np.maximum.reduceat(y, first)]).ravel()
+    return t_out, y_out
+
+
 class LiveFeed:
     """Pulls from ``source`` on its own thread; :meth:`set_source` swaps the source (None pauses)."""
 
-    def __init__(self, *, fps: float = 30.0, accumulation_us: int = 10_000) -> None:
+    def __init__(self, *, fps: float = 30.0, accumulation_us: int = 10_000, trace_span_s: float = 2.0) -> None:
         self.pictures: Mailbox[LivePicture] = Mailbox()
         self.traces: Mailbox[LiveTraces] = Mailbox()
         self.fps = fps
         self.accumulation_us = accumulation_us
+        self.trace_span_s = trace_span_s
         self.errors: Mailbox[str] = Mailbox()
         self._lock = threading.Lock()
         self._source: LiveSource | None = None
@@ -131,10 +151,12 @@ class LiveFeed:
         return LivePicture(image, levels, frame.index if frame is not None else None,
                            frame.focal_power_dpt if frame is not None else None, events_rgb, n, t_last)
 
-    @staticmethod
-    def _traces(source: LiveSource) -> LiveTraces:
+    def _traces(self, source: LiveSource) -> LiveTraces:
         lens = np.asarray(source.lens_history(), np.float64).reshape(-1, 2)
         rate = np.asarray(source.rate_history(), np.float64).reshape(-1, 2)
         t_ref = float(max(lens[-1, 0] if lens.size else 0.0, rate[-1, 0] if rate.size else 0.0))
-        return LiveTraces(np.column_stack([(lens[:, 0] - t_ref) * 1e-6, lens[:, 1]]),
-                          np.column_stack([(rate[:, 0] - t_ref) * 1e-6, rate[:, 1]]), t_ref)
+
+        def relative(trace: np.ndarray) -> np.ndarray:
+            return np.column_stack(decimate_trace((trace[:, 0] - t_ref) * 1e-6, trace[:, 1], self.trace_span_s))
+
+        return LiveTraces(relative(lens), relative(rate), t_ref)

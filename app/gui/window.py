@@ -40,7 +40,7 @@ from app.gui.panels.sweep import SweepPanel
 from app.gui.results import FusionResultView
 from app.gui.settings import GuiSettings
 from app.gui.timing import StallMeter
-from app.gui.views import ImageView, TracePlot, spin_box
+from app.gui.views import ImageView, TracePlot, readout_label, spin_box
 from capture.sweep import SweepData
 
 log = logging.getLogger("focalrig.gui")
@@ -94,8 +94,10 @@ class MainWindow(QMainWindow):
         # -- central views --
         self.rgb_view = ImageView("RGB frame")
         self.event_view = ImageView("Events")
-        self.focal_plot = TracePlot("Focal power", "dpt", {"lens": "#e0a030", "commanded sweep": "#40a0ff"})
-        self.rate_plot = TracePlot("Event rate", "events/s", {"rate": "#60d060"})
+        span = controller.feed.trace_span_s
+        self.focal_plot = TracePlot("Focal power", "dpt", {"lens": "#e0a030", "commanded sweep": "#40a0ff"},
+                                    span_s=span)
+        self.rate_plot = TracePlot("Event rate", "events/s", {"rate": "#60d060"}, span_s=span)
         plots = QWidget()
         plots_layout = QVBoxLayout(plots)
         plots_layout.setContentsMargins(0, 0, 0, 0)
@@ -135,7 +137,7 @@ class MainWindow(QMainWindow):
         self.actions_by_key = self._build_actions()
         self._build_toolbar()
         self.status_state = QLabel()
-        self.status_perf = QLabel()
+        self.status_perf = readout_label(min_chars=44)
         self.statusBar().addWidget(self.status_state, 1)
         self.statusBar().addPermanentWidget(self.status_perf)
         # -- timers --

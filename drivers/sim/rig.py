@@ -127,6 +127,11 @@ class SimRig:
         with self._lock:
             self._present_us = max(self._present_us, float(t_us))
 
+    def simulated_us(self) -> float:
+        """How far the cameras have simulated on the event clock (the present of a rig that is not realtime)."""
+        with self._lock:
+            return self._present_us
+
     def now_us(self) -> float:
         """The present on the event clock: how far the cameras have simulated, or (realtime, once started) the
         wall time since the first camera started, whichever is later. 0 before anything ran."""

@@ -58,10 +58,14 @@ def test_connect_streams_frames_and_events_into_the_live_views(qtbot, window):
     assert "sweep" in window.device_panel.readouts["lens_mode"].text()
     qtbot.waitUntil(lambda: window.focal_plot.data() is not None and window.rate_plot.data() is not None,
                     timeout=STREAM_S)
+    rig = window.controller.rig  # simulated cameras compute in their own processes, away from the GUI's GIL
+    children = [rig.event_camera._child._proc, rig.frame_camera._child._proc]
+    assert all(proc.is_alive() for proc in children)
     name = window.controller.cfg.lens.port.split("://")[1]
     window.actions_by_key["disconnect"].trigger()
     qtbot.waitUntil(lambda: window.controller.state == "disconnected", timeout=STREAM_S)
     assert lens_is_safe(name) and window.controller.engine is None
+    qtbot.waitUntil(lambda: not any(proc.is_alive() for proc in children), timeout=STREAM_S)  # none is leaked
 
 
 def test_sweep_controls_restart_the_engine_on_the_new_plan(qtbot, window):

@@ -5,12 +5,13 @@ import threading
 
 import numpy as np
 import pytest
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from app.gui.imaging import event_counts_rgb, event_overlay, result_pictures
-from app.gui.live import LiveFeed
+from app.gui.live import LiveFeed, decimate_trace
 from app.gui.settings import GuiSettings
 from app.gui.timing import Mailbox
-from app.gui.views import ImageView, TracePlot
+from app.gui.views import ImageView, TracePlot, readout_label
 from app.gui.workers import JobRunner
 from capture.render import PALETTE_DARK
 from drivers.events.dtypes import EVENT_CD, concat_events
@@ -214,3 +215,32 @@ def test_mailbox_hands_over_only_the_newest_value():
     box.put(1)
     box.put(2)
     assert box.take() == 2 and box.take() is None and box.overwritten == 1
+
+
+def test_trace_decimation_keeps_the_span_its_peaks_and_time_order():
+    t = np.linspace(-5.0, 0.0, 50_001)
+    y = np.sin(2 * np.pi * 4 * t)
+    y[40_000] = 7.0  # a one-sample spike at t = -1 s
+    td, yd = decimate_trace(t, y, span_s=2.0, buckets=300)
+    assert len(td) <= 600 and td.min() >= -2.0 and td.max() == 0.0
+    assert np.all(np.diff(td) >= 0)
+    assert yd.max() == 7.0 and yd.min() == pytest.approx(-1.0, abs=1e-3)  # peaks survive the decimation
+    short_t, short_y = decimate_trace(t[-100:], y[-100:], span_s=2.0)
+    assert np.array_equal(short_t, t[-100:]) and np.array_equal(short_y, y[-100:])  # short traces pass unchanged
+
+
+@pytest.mark.parametrize("make, moves", [(readout_label, False), (QLabel, True)])
+def test_readout_text_changes_do_not_relayout_their_neighbours(qtbot, make, moves):
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    readout, neighbour = make("1 fps"), QLabel("neighbour")
+    layout.addWidget(readout)
+    layout.addWidget(neighbour, 1)
+    qtbot.addWidget(row)
+    row.resize(600, 40)
+    row.show()
+    qtbot.waitExposed(row)
+    before = neighbour.geometry()
+    readout.setText("display 30 fps · longest GUI stall 12 ms · and more words")
+    qtbot.wait(20)
+    assert (neighbour.geometry() != before) == moves  # a plain QLabel shifts its neighbour: the control case

@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (
 )
 
 from app.gui.controller import RigController
+from app.gui.views import readout_label
 
 
 def _bytes(n: float) -> str:
@@ -59,7 +60,7 @@ class CapturePanel(QWidget):
         self.planes.setRange(0, 256)
         self.planes.setSpecialValueText("from plan")
         self.planes.valueChanged.connect(lambda v: setattr(controller, "n_planes", v or None))
-        self.fusion_state = QLabel("idle")
+        self.fusion_state = readout_label("idle", min_chars=16)
         fuse_form = QFormLayout()
         fuse_form.addRow("Method", self.method)
         fuse_form.addRow("Device", self.device)
@@ -81,8 +82,8 @@ class CapturePanel(QWidget):
         self.record_button.setCheckable(True)
         self.record_button.setToolTip("Start/stop recording with the current plan (Ctrl+R); stops at a sweep's end")
         self.record_button.clicked.connect(self._record_clicked)
-        self.rec_readouts: dict[str, QLabel] = {k: QLabel("—") for k in ("name", "elapsed", "written", "rate",
-                                                                         "drops")}
+        self.rec_readouts: dict[str, QLabel] = {k: readout_label("—", min_chars=16)
+                                                for k in ("name", "elapsed", "written", "rate", "drops")}
         rec_form = QFormLayout()
         rec_form.addRow("Folder", out_row)
         rec_form.addRow("Pattern", QLabel(controller.plan.name_pattern))

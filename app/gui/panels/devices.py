@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import (
 )
 
 from app.gui.controller import RigController
+from app.gui.views import readout_label
 
 STATE_STYLE = {
     "disconnected": ("Disconnected", "#b06000"),
@@ -51,7 +52,7 @@ class DevicePanel(QWidget):
         for key, label in (("temperature", "Lens temperature"), ("focal_power", "Focal power"),
                            ("lens_mode", "Lens mode"), ("event_rate", "Event rate"), ("frame_rate", "Frame rate"),
                            ("sweeps", "Sweeps"), ("sync", "Sync"), ("drops", "Drops")):
-            self.readouts[key] = QLabel("—")
+            self.readouts[key] = readout_label("—", min_chars=16)
             form.addRow(label, self.readouts[key])
         layout = QVBoxLayout(self)
         layout.addWidget(self.state_label)

@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
 
 from app.gui.controller import RigController
 from app.gui.replay import ReplaySession
+from app.gui.views import readout_label
 
 SPEEDS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 EVENT_FILE_FILTER = "Recordings and event files (*.raw *.hdf5 *.h5 *.npz *.csv metadata.json);;All files (*)"
@@ -60,7 +61,7 @@ class ReplayPanel(QWidget):
         self.timeline = QSlider(Qt.Orientation.Horizontal)
         self.timeline.setRange(0, 0)
         self.timeline.valueChanged.connect(self._scrubbed)
-        self.time_label = QLabel("—")
+        self.time_label = readout_label("—", min_chars=16)
         self.sweep = QSpinBox()
         self.sweep.setRange(0, 0)
         self.sweep.valueChanged.connect(self._sweep_chosen)
