@@ -391,14 +391,17 @@ class RigController(QObject):
     def fuse_sweep(self, sweep: SweepData, source: str) -> None:
         """Build the focal stack of ``sweep`` with the active calibration and fuse it (fusion process)."""
         sim_spatial = simulator_spatial(self.rig.sim) if self.rig is not None else None
-        self._fuse(lambda: sweep, sweep.index, source, sim_spatial)
+        self._fuse(sweep, sweep.index, source, sim_spatial)
 
     def fuse_replay_sweep(self, row: int) -> None:
-        """Load sweep ``row`` of the open replay (worker thread) and fuse it (fusion process)."""
+        """Fuse sweep ``row`` of the open replay; the fusion process reads it from the recording itself."""
         session = self.replay
         if session is None:
             return
-        self._fuse(lambda: session.load_sweep(row), row, session.name, None)
+        if not session.n_sweeps:
+            self.fusion_failed.emit(session.no_sweeps_message())
+            return
+        self._fuse(str(session.path), row, session.name, None)
 
     @staticmethod
     def fusion_methods() -> list[str]:
@@ -412,8 +415,9 @@ class RigController(QObject):
         """The loaded calibration, else the one estimated automatically for the last fused sweep (or None)."""
         return self.calibration if self.calibration is not None else self.auto_calibration
 
-    def _fuse(self, get_sweep: Callable[[], SweepData], index: int, source: str, sim_spatial: Any) -> None:
-        """Sweep → focal stack (calibration layer) → fusion, in the fusion process.
+    def _fuse(self, sweep: SweepData | str, index: int, source: str, sim_spatial: Any) -> None:
+        """Sweep (or a recording's path: its sweep ``index``) → focal stack (calibration layer) → fusion, in the
+        fusion process.
 
         Without a loaded calibration one is estimated from the sweep (:mod:`app.gui.autocal`) and reused for
         later sweeps of the same commanded waveform and geometry; events join the stack only when the
@@ -422,9 +426,9 @@ class RigController(QObject):
         request = FusionRequest(source, index, self.fusion_method, self.fusion_device,
                                 self.n_planes or self.plan.n_planes, calibration=self.calibration, auto=self._auto,
                                 sim_spatial=sim_spatial)
+        request = replace(request, recording=sweep) if isinstance(sweep, str) else replace(request, sweep=sweep)
         process = self._fusion_process
-        self.fusion.submit(("sweep", source, index),
-                           lambda: process.run(replace(request, sweep=get_sweep())))
+        self.fusion.submit(("sweep", source, index), lambda: process.run(request))
 
     def fuse_stack(self, stack: FocalStack, source: str) -> None:
         """Fuse an already built stack (a loaded NPZ, a synthetic one) in the fusion process."""

@@ -35,7 +35,11 @@ FUSION_NICENESS = 5  # methods that failed to load in this process, with why
 
 @dataclass(frozen=True)
 class FusionRequest:
-    """What to fuse and how. Exactly one of ``sweep`` and ``stack`` is given."""
+    """What to fuse and how. Exactly one of ``sweep``, ``stack`` and ``recording`` is given.
+
+    ``recording`` is the path of a recording whose sweep ``index`` the fusion process reads itself, so a replayed
+    sweep is never decoded (GIL-heavy file and event work) in the GUI's process.
+    """
 
     source: str                          # "live", a recording's name, or where a stack came from
     index: int
@@ -44,6 +48,7 @@ class FusionRequest:
     n_planes: int = 8
     sweep: SweepData | None = None
     stack: FocalStack | None = None
+    recording: str | None = None
     calibration: Any = None              # the loaded Calibration, or None: estimate one from the sweep
     auto: tuple | None = None            # (key, Calibration) estimated earlier, reused when the key matches
     sim_spatial: Any = None              # simulator ground-truth SpatialCalibration for estimated calibrations
@@ -101,7 +106,7 @@ def run_fusion(request: FusionRequest) -> FusedSweep:
         from app.gui.autocal import auto_calibration
         from calibration.stack import build_focal_stack
 
-        sweep = request.sweep
+        sweep = request.sweep if request.sweep is not None else _recorded_sweep(request.recording, request.index)
         cal = request.calibration
         if cal is None:
             key = auto_key(sweep, request.source)
@@ -118,6 +123,13 @@ def run_fusion(request: FusionRequest) -> FusedSweep:
     t2 = time.perf_counter()
     return FusedSweep(index, request.source, stack, result, t1 - t0, t2 - t1, result_pictures(stack, result), made,
                       tuple(notes))
+
+
+def _recorded_sweep(path: str, row: int) -> SweepData:
+    from capture.recording import Recording
+
+    with Recording.open(path) as recording:
+        return recording.sweep(row)
 
 
 def warm_up(method: str) -> None:
@@ -177,10 +189,10 @@ class FusionProcess:
         if self._proc is None or not self._proc.is_alive():
             ctx = multiprocessing.get_context("spawn")
             parent, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(child,), name="focalrig-fusion", daemon=True)
-            self._proc.start()
+            proc = ctx.Process(target=_serve, args=(child,), name="focalrig-fusion", daemon=True)
+            proc.start()  # may raise: then neither the process nor the pipe is kept
             child.close()
-            self._conn = parent
+            self._proc, self._conn = proc, parent
 
     def warm(self, method: str) -> None:
         """Start the process and let it import the fusion code in the background (returns at once)."""

@@ -20,14 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from capture.recording import Recording
-from capture.sweep import SweepData
 from drivers.camera import Frame
 from drivers.events.dtypes import EVENT_CD, concat_events
 
 RATE_BIN_US = 10_000
-#: Playback decodes this far ahead of the cursor in one go (at most CACHE_EVENTS events).
-LOOKAHEAD_US = 200_000
+#: Playback decodes this far ahead of the cursor in one go (at most CACHE_EVENTS events): short, so that one
+#: refill (seek + decode + concatenate, on the live-feed thread) costs a few ms, not a skipped display frame
+#: (200 ms of a 3.7 Mev/s VGA recording took 60-120 ms to refill; 50 ms takes ~10 ms).
+LOOKAHEAD_US = 50_000
 CACHE_EVENTS = 1 << 21
+#: RAW decoding block for playback: each block is decoded in one go on the live-feed thread, so it is small
+#: (~64 k events, 2-3 ms) where the default 4 MiB block (~1 M events) took 25-50 ms, a skipped display frame.
+REPLAY_BLOCK_BYTES = 256 * 1024
 #: Seconds of history the replay plots show before the cursor (as the live plots do).
 TRACE_SPAN_US = 2_000_000
 
@@ -39,7 +43,8 @@ class ReplaySession:
         self.path = Path(path)
         self.recording = Recording.open(self.path)
         self._lock = threading.Lock()
-        self._reader = self.recording.events() if self.recording.events_path is not None else None
+        self._reader = (self.recording.events(REPLAY_BLOCK_BYTES) if self.recording.events_path is not None
+                        else None)
         self.event_geometry = (self.recording.event_geometry or
                                ((self._reader.info.width, self._reader.info.height) if self._reader else None))
         self.sweeps = self.recording.sweep_table if self.recording.folder is not None else None
@@ -47,6 +52,7 @@ class ReplaySession:
         self._scan_events(progress)
         self._cache = np.empty(0, EVENT_CD)
         self._cache_t0 = self._cache_t1 = 0
+        self._chunks = None  # the reader's chunk iterator, positioned right after the cache's last event
         spans = [s for s in (self._event_span, self._frame_span(), self._sweep_span()) if s is not None]
         if not spans:
             raise ValueError(f"{self.path}: the recording holds no events, frames or sweeps to replay")
@@ -81,12 +87,10 @@ class ReplaySession:
         r = self.sweeps[row]
         return int(r["t_start_us"]), int(r["t_end_us"])
 
-    def load_sweep(self, row: int) -> SweepData:
-        """Sweep ``row`` with its events, frames and commanded waveform (reads the file; call off the GUI)."""
-        if not self.n_sweeps:
-            raise ValueError(f"{self.name}: a bare event file has no sweeps to fuse; record through focalrig "
-                             "(or replay it through the capture engine with a plan) to cut it into sweeps")
-        return self.recording.sweep(row)
+    def no_sweeps_message(self) -> str:
+        """Why a bare event file cannot be fused (it has no sweep table)."""
+        return (f"{self.name}: a bare event file has no sweeps to fuse; record through focalrig (or replay it "
+                "through the capture engine with a plan) to cut it into sweeps")
 
     def seek(self, t_us: float) -> None:
         self.t_us = int(min(max(t_us, self.t_start_us), self.t_end_us))
@@ -110,11 +114,20 @@ class ReplaySession:
 
     def _fill(self, t0: int, t1: int) -> None:
         """Decode from ``t0`` to at least ``t1`` and up to :data:`LOOKAHEAD_US` beyond (bounded by
-        :data:`CACHE_EVENTS`), so playback reads the file sequentially instead of seeking on every tick."""
-        self._reader.seek_time(max(t0, 0))
-        parts, n, last, complete = [], 0, t0, False
-        chunks = self._reader.read_chunks(max_events=1 << 18)
-        for cd, _ in chunks:
+        :data:`CACHE_EVENTS`), so playback reads the file sequentially instead of seeking on every tick.
+
+        Playing forwards, ``t0`` is still inside the cache: decoding then continues from where the last fill
+        stopped (no seek, which would restart at the index point before ``t0`` and decode that stretch again —
+        30-70 ms per fill on a 3.7 Mev/s VGA recording, a skipped display frame each time).
+        """
+        if self._chunks is not None and self._cache_t0 <= t0 <= self._cache_t1:
+            parts, start = [self._cache], t0
+        else:
+            self._reader.seek_time(max(t0, 0))
+            self._chunks = self._reader.read_chunks(max_events=1 << 18)
+            parts, start = [], t0
+        n, last, complete = sum(p.shape[0] for p in parts), self._cache_t1 if parts else t0, False
+        for cd, _ in self._chunks:
             if cd.shape[0]:
                 parts.append(cd)
                 n += cd.shape[0]
@@ -123,9 +136,10 @@ class ReplaySession:
                     break
         else:
             complete = True  # end of file: nothing after the last event
+            self._chunks = None
         cd = concat_events(parts, EVENT_CD)
-        self._cache = cd[cd["t"] >= t0]
-        self._cache_t0 = t0
+        self._cache = cd[int(np.searchsorted(cd["t"], start)):]  # time-sorted: a view, not a masked copy
+        self._cache_t0 = start
         # events sharing the last timestamp may continue in the next chunk: only times before it are complete
         self._cache_t1 = np.iinfo(np.int64).max if complete else last
 

@@ -10,7 +10,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from app.gui.fusion_job import FusedSweep
-from app.gui.views import ImageView
+from app.gui.views import ImageView, readout_label
 
 
 class FusionResultView(QWidget):
@@ -24,9 +24,10 @@ class FusionResultView(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
         self.slider.valueChanged.connect(self.show_plane)
-        self.plane_label = QLabel("plane —")
-        self.summary = QLabel("No result yet: press Capture & fuse (F5).")
+        self.plane_label = readout_label("plane —", min_chars=26)
+        self.summary = readout_label("No result yet: press Capture & fuse (F5).")
         self.summary.setWordWrap(True)
+        self.summary.setFixedHeight(2 * self.summary.fontMetrics().lineSpacing() + 4)  # a new result: no relayout
         stack = QVBoxLayout()
         stack.setSpacing(2)
         stack.addWidget(self.plane)

@@ -175,11 +175,11 @@ class Recording:
         return self.metadata.get("soft_synced")
 
     # -- streams -------------------------------------------------------------------------------------
-    def events(self) -> EventFileReader:
-        """A fresh reader of the event file (the caller closes it)."""
+    def events(self, block_bytes: int | None = None) -> EventFileReader:
+        """A fresh reader of the event file (the caller closes it); ``block_bytes``: RAW decoding block size."""
         if self.events_path is None:
             raise layout.RecordingError(f"{self.path}: this recording has no event file")
-        return _events(self.events_path)
+        return _events(self.events_path, block_bytes)
 
     @property
     def event_geometry(self) -> tuple[int, int] | None:
@@ -294,9 +294,9 @@ class Recording:
         self.close()
 
 
-def _events(path: Path) -> EventFileReader:
+def _events(path: Path, block_bytes: int | None = None) -> EventFileReader:
     try:
-        return open_events(path)
+        return open_events(path, block_bytes=block_bytes)
     except EventFileError as exc:
         raise layout.RecordingError(str(exc)) from None
 
