@@ -292,3 +292,22 @@ def test_slanted_depth_ground_truth():
     d = slanted_depth(10, 4, 0.5, 2.5)
     scene = make_scene(10, 4, depths=(0.5,), slant=(0.5, 2.5))
     np.testing.assert_allclose(scene.depth, d)
+
+
+@pytest.mark.parametrize("size, r_min", [((96, 64), 1.0), ((53, 71), 0.5)])
+def test_dead_leaves_equal_drawing_every_leaf(size, r_min):
+    """Skipping leaves off the image is an optimisation only: the texture equals drawing all of them."""
+    w, h = size
+    fast = dead_leaves(w, h, np.random.default_rng(11), r_min=r_min)
+    rng = np.random.default_rng(11)  # the same draws, in the same order, as dead_leaves makes them
+    r_max = max(w, h) / 4.0
+    mean_r2 = 2.0 * np.log(r_max / r_min) / (r_min**-2 - r_max**-2)
+    n = int(np.ceil(6.0 * w * h / (np.pi * mean_r2)))
+    radii = (r_min**-2 - rng.random(n) * (r_min**-2 - r_max**-2)) ** -0.5
+    cx, cy = rng.uniform(-r_max, w + r_max, n), rng.uniform(-r_max, h + r_max, n)
+    colours = rng.uniform(0.03, 1.0, size=(n, 3))
+    every = np.full((h, w, 3), np.mean((0.03, 1.0)), np.float32)
+    for i in np.argsort(-radii, kind="stable"):
+        cv2.circle(every, (round(cx[i] * 16), round(cy[i] * 16)), round(radii[i] * 16), colours[i].tolist(), -1,
+                   cv2.LINE_8, 4)  # 4 fractional bits, as the simulator draws
+    assert np.array_equal(fast, every)

@@ -114,11 +114,16 @@ def dead_leaves(width: int, height: int, rng: np.random.Generator, *, r_min: flo
     colours = rng.uniform(*value_range, size=(n, 3))
     # Large leaves first: the many small ones drawn later lie on top, as if fallen later.
     order = np.argsort(-radii, kind="stable")
-    image = np.full((height, width, 3), np.mean(value_range), np.float32)
+    # Leaves entirely off the image (most of the small ones drawn in the margin) draw nothing: skipping them, and
+    # rounding to OpenCV's fixed point once for all, leaves the image bit for bit the same at twice the speed
+    # (this loop is the simulated rig's start-up time).
+    visible = (cx + radii > -1) & (cx - radii < width) & (cy + radii > -1) & (cy - radii < height)
+    order = order[visible[order]]
     scale = 1 << _DISC_SHIFT
-    for i in order:
-        centre = (round(cx[i] * scale), round(cy[i] * scale))
-        cv2.circle(image, centre, round(radii[i] * scale), colours[i].tolist(), -1, cv2.LINE_8, _DISC_SHIFT)
+    xs, ys, rs = (np.rint(v[order] * scale).astype(np.int64).tolist() for v in (cx, cy, radii))
+    image = np.full((height, width, 3), np.mean(value_range), np.float32)
+    for x, y, r, colour in zip(xs, ys, rs, colours[order].tolist(), strict=True):
+        cv2.circle(image, (x, y), r, colour, -1, cv2.LINE_8, _DISC_SHIFT)
     return image
 
 
