@@ -311,3 +311,21 @@ def test_dead_leaves_equal_drawing_every_leaf(size, r_min):
         cv2.circle(every, (round(cx[i] * 16), round(cy[i] * 16)), round(radii[i] * 16), colours[i].tolist(), -1,
                    cv2.LINE_8, 4)  # 4 fractional bits, as the simulator draws
     assert np.array_equal(fast, every)
+
+
+def test_esim_output_does_not_depend_on_its_event_buffer_size():
+    """A step whose events overflow the buffers resumes mid-array exactly (L_ref of the stopped pixel included)."""
+    rng = np.random.default_rng(2)
+    frames = [np.log(rng.uniform(0.05, 1.0, (24, 32))).astype(np.float32) for _ in range(6)]
+
+    def run(capacity: int) -> np.ndarray:
+        model = EventSensorModel(32, 24, threshold=0.05, noise_rate_hz=0.0, seed=4)
+        out = []
+        for k, frame in enumerate(frames):
+            model._capacity = capacity  # force overflowing buffers on every step
+            out.append(model.step(frame, 1000.0 * k))
+        return np.concatenate(out), model.reference
+
+    small, ref_small = run(3)
+    large, ref_large = run(1 << 20)
+    assert len(large) > 1000 and np.array_equal(small, large) and np.array_equal(ref_small, ref_large)

@@ -27,19 +27,20 @@ _MIN_THRESHOLD = 0.01
 
 @njit(cache=True, nogil=True)
 def _emit(l_new, l_prev, l_ref, t_last, c_pos, c_neg, t0, t1, refractory, width, start, xs, ys, ps, ts):
-    """Emit the crossings of pixels ``start``… between samples at ``t0`` and ``t1`` (µs), updating the state in place.
+    """Emit the crossings of pixels ``start``… between samples at ``t0`` and ``t1`` (µs), updating L_ref in place.
 
-    One pass over the pixels (the state is a few MB at VGA, so a pass is memory-bound: no separate counting pass).
-    When ``xs``/``ys``/``ps``/``ts`` are full it stops *before* writing the next event, with that pixel's L_ref
-    advanced only past the levels already handled and its L_prev untouched, so calling again from the returned
-    pixel with fresh buffers continues exactly. Returns (events written, pixel to resume from or n_pixels).
+    One pass over the pixels (the state is a few MB at VGA, so a pass is memory-bound: no separate counting pass,
+    and L_ref is stored only where it moved; the caller makes ``l_new`` the next ``l_prev``, so that is not stored
+    either). When ``xs``/``ys``/``ps``/``ts`` are full it stops *before* writing the next event, with that pixel's
+    L_ref advanced only past the levels already handled, so calling again from the returned pixel with fresh
+    buffers continues exactly. Returns (events written, pixel to resume from or n_pixels).
     """
     n = 0
     cap = xs.shape[0]
     dt = t1 - t0
     n_pix = l_new.shape[0]
     for i in range(start, n_pix):
-        a = l_prev[i]
+        a = np.float64(l_prev[i])
         b = np.float64(l_new[i])
         ref = l_ref[i]
         if b >= a:
@@ -49,6 +50,8 @@ def _emit(l_new, l_prev, l_ref, t_last, c_pos, c_neg, t0, t1, refractory, width,
             c = -c_neg[i]
             pol = 0
         level = ref + c
+        if not ((a < level <= b) if pol == 1 else (b <= level < a)):
+            continue  # no level crossed: nothing to store (most pixels, most samples)
         while (a < level <= b) if pol == 1 else (b <= level < a):
             t = t0 + (level - a) / (b - a) * dt
             if t - t_last[i] >= refractory:
@@ -64,7 +67,6 @@ def _emit(l_new, l_prev, l_ref, t_last, c_pos, c_neg, t0, t1, refractory, width,
             ref = level
             level = ref + c
         l_ref[i] = ref
-        l_prev[i] = b
     return n, n_pix
 
 
@@ -107,13 +109,16 @@ class EventSensorModel:
 
     def step(self, log_image: np.ndarray, t_us: float) -> np.ndarray:
         """Feed the log intensity (H, W) sampled at ``t_us``; return the events since the previous sample."""
-        l_new = np.ascontiguousarray(log_image, dtype=np.float64).ravel()
+        # A private copy in the sample's own precision (float32 from the renderers): it becomes L_prev as it is,
+        # and the kernel widens each value to float64 exactly as a float64 copy would have held it.
+        dtype = np.float32 if np.asarray(log_image).dtype == np.float32 else np.float64
+        l_new = np.array(log_image, dtype=dtype, order="C").ravel()
         if l_new.shape[0] != self.width * self.height or np.shape(log_image) != (self.height, self.width):
             raise ValueError(f"expected a ({self.height}, {self.width}) image, got {np.shape(log_image)}")
         t_us = float(t_us)
         if self._t_prev is None:
             self._l_ref[:] = l_new
-            self._l_prev[:] = l_new
+            self._l_prev = l_new
             self._t_prev = t_us
             return np.empty(0, EVENT_CD)
         if t_us < self._t_prev:
@@ -131,6 +136,7 @@ class EventSensorModel:
         parts.append(self._noise(self._t_prev, t_us))
         events = concat_events(parts, EVENT_CD)
         self._t_prev = t_us
+        self._l_prev = l_new
         return events[np.argsort(events["t"], kind="stable")]
 
     def _noise(self, t0: float, t1: float) -> np.ndarray:
