@@ -32,11 +32,14 @@ def synthetic_rate(size: int, planes: int, count: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
-def inference_time(device: str, width: int, height: int, planes: int, repeat: int, weights: Path | None) -> float:
-    """Best-of-``repeat`` seconds of ``fuse(method="net")`` on one synthetic stack with events."""
+def inference_time(device: str, width: int, height: int, planes: int, repeat: int, weights: Path | None,
+                   compile: bool = False) -> float:
+    """Best-of-``repeat`` seconds of ``fuse(method="net")`` on one synthetic stack with events (after a warm-up
+    call, which with ``compile`` also pays torch.compile's one-off compilation)."""
     stack = synthetic_stack(0, size=(width, height), n_planes=planes, event_substeps=1)
-    fuse(stack, method="net", device=device, weights=weights)  # warm-up (weights, allocator, cuDNN autotune)
-    return min(fuse(stack, method="net", device=device, weights=weights).timings_s["total"] for _ in range(repeat))
+    kwargs = {"device": device, "weights": weights, "compile": compile}
+    fuse(stack, method="net", **kwargs)  # warm-up (weights, allocator, cuDNN autotune, compilation)
+    return min(fuse(stack, method="net", **kwargs).timings_s["total"] for _ in range(repeat))
 
 
 def held_out_quality(count: int, size: int, weights: Path | None = None) -> dict[str, float]:
@@ -56,7 +59,7 @@ def held_out_quality(count: int, size: int, weights: Path | None = None) -> dict
 
 
 def run_net_benchmarks(console: Console, *, quality: int, quality_size: int, repeat: int,
-                       weights: Path | None = None, speed: bool = True) -> None:
+                       weights: Path | None = None, speed: bool = True, compile: bool = False) -> None:
     get_method("classical")
     _, recipe = load_weights(weights)
     console.print(f"weights: step {recipe.get('step')} of `{recipe.get('command', '?')}` "
@@ -65,12 +68,15 @@ def run_net_benchmarks(console: Console, *, quality: int, quality_size: int, rep
     if speed:
         console.print(f"synthetic training stacks (128x128, N=12, events): {synthetic_rate(128, 12, 5):.2f} stacks/s")
         table = Table(title=f"net inference, 640x480, best of {repeat}", title_justify="left")
-        for col in ("device", "N", "seconds"):
+        for col in ("device", "N", "seconds", *(["compiled"] if compile else [])):
             table.add_column(col, justify="right")
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         for device in devices:
             for n in (8, 16):
-                table.add_row(device, str(n), f"{inference_time(device, 640, 480, n, repeat, weights):.3f}")
+                row = [device, str(n), f"{inference_time(device, 640, 480, n, repeat, weights):.3f}"]
+                if compile:
+                    row.append(f"{inference_time(device, 640, 480, n, repeat, weights, compile=True):.3f}")
+                table.add_row(*row)
         console.print(table)
     if quality:
         q = held_out_quality(quality, quality_size, weights)

@@ -65,10 +65,12 @@ def bench_net(
     repeat: Annotated[int, typer.Option(help="Runs per timing; the best is reported.")] = 3,
     weights: Annotated[Path | None, typer.Option(help="Weights file (default: the shipped ones).")] = None,
     speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time data rendering and inference.")] = True,
+    compile: Annotated[bool, typer.Option("--compile", help="Also time torch.compile'd inference (the first call "
+                                          "of each shape compiles: about a minute on 2 CPU cores).")] = False,
 ) -> None:
     """Network figures: synthetic stacks/s, inference time at 640x480 (CPU, and CUDA when present), held-out quality
     against the classical method and the event ablation."""
     from app.bench_net import run_net_benchmarks
 
     run_net_benchmarks(console, quality=quality, quality_size=quality_size, repeat=repeat, weights=weights,
-                       speed=speed)
+                       speed=speed, compile=compile)
