@@ -10,10 +10,8 @@ against the GUI thread). This module must not import Qt: the child imports it wi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -28,9 +26,7 @@ log = logging.getLogger("focalrig.gui")
 
 #: Fusion methods tried, in order, for the "best" choice: the network when its weights load, else classical.
 BEST_METHODS = ("net", "classical")
-_UNAVAILABLE: dict[str, str] = {}
-#: Niceness added to the fusion process (background work; the GUI thread comes first).
-FUSION_NICENESS = 5  # methods that failed to load in this process, with why
+_UNAVAILABLE: dict[str, str] = {}  # methods that failed to load in this process, with why
 
 
 @dataclass(frozen=True)
@@ -153,16 +149,8 @@ def _serve(conn) -> None:
     It runs at a lower priority than the GUI: on a 2-core machine a fusion must not take the CPU the event loop
     needs to stay responsive (the result comes a little later instead).
     """
-    with contextlib.suppress(OSError):
-        os.nice(FUSION_NICENESS)
-    while True:
-        try:
-            message = ipc.recv(conn)
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        kind, payload = message
+    ipc.lower_priority()
+    for kind, payload in ipc.messages(conn):
         if kind == "warm":
             warm_up(payload)
             continue
@@ -234,16 +222,8 @@ class FusionProcess:
 
 
 def _exit_reason(proc) -> str:
-    """Why a fusion child ended, from its exit code: killed (out of memory?), crashed, or shut down."""
-    if proc is None:
-        return "the window is closing"
-    proc.join(1.0)
-    code = proc.exitcode
-    if code is None:
-        return "it stopped answering"
-    if code < 0:
-        return f"killed by signal {-code}{': out of memory?' if -code == 9 else ''}"
-    return f"it exited with status {code}; its traceback is in the terminal" if code else "it was shut down"
+    """Why the fusion child ended (:func:`drivers.ipc.exit_reason`); None: the window shut it down."""
+    return "the window is closing" if proc is None else ipc.exit_reason(proc)
 
 
 class FusionJobError(RuntimeError):

@@ -17,20 +17,16 @@ deliver. A child that dies (killed, out of memory) surfaces as a CameraError nam
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 import pickle
 import threading
 from typing import Any, Literal
 
 from drivers import ipc
-from drivers.camera import CameraError, CameraIdentity, EventCamera, EventChunk, Frame, FrameCamera
+from drivers.camera import CameraError, CameraIdentity, EventCamera, Frame, FrameCamera
 from drivers.config import EventCameraConfig, FrameCameraConfig, SimConfig
 from drivers.sim.rig import SimRig
 
-#: Niceness added to the simulator children: simulated hardware yields the CPU to the application using it.
-CHILD_NICENESS = 5
 #: Seconds a child may take to import and build its rig and camera before opening it counts as failed.
 START_TIMEOUT_S = 60.0
 
@@ -38,8 +34,7 @@ START_TIMEOUT_S = 60.0
 def _serve(conn, kind: str, device_cfg: Any, sim_cfg: SimConfig, sync: tuple) -> None:
     """The child: build the rig (in the parent rig's present state, ``sync``) and the camera, then answer
     (method, args, kwargs, sync) messages until None arrives."""
-    with contextlib.suppress(OSError):  # not permitted here: run at the parent's priority
-        os.nice(CHILD_NICENESS)
+    ipc.lower_priority()  # simulated hardware yields the CPU to the application using it
     from drivers.registry import make_event_camera, make_frame_camera
 
     try:
@@ -54,14 +49,7 @@ def _serve(conn, kind: str, device_cfg: Any, sim_cfg: SimConfig, sync: tuple) ->
         ipc.send(conn, ("error", _picklable(exc), 0.0))
         return
     ipc.send(conn, ("ok", info, rig.simulated_us()))
-    while True:
-        try:
-            message = ipc.recv(conn)
-        except (EOFError, OSError):
-            break
-        if message is None:
-            break
-        method, args, kwargs, sync = message
+    for method, args, kwargs, sync in ipc.messages(conn):
         if sync is not None:
             rig.lens_path, rig.frame_rate_hz, rig.exposure_us = sync
         try:
@@ -133,19 +121,10 @@ class _CameraChild:
         try:
             status, value, self.simulated_us = exchange()
         except (EOFError, OSError):
-            raise CameraError(f"{self.name}: its simulator process stopped ({self._exit_reason()})") from None
+            raise CameraError(f"{self.name}: its simulator process stopped ({ipc.exit_reason(self._proc)})") from None
         if status == "error":
             raise value
         return value
-
-    def _exit_reason(self) -> str:
-        self._proc.join(1.0)
-        code = self._proc.exitcode
-        if code is None:
-            return "it stopped answering"
-        if code < 0:
-            return f"killed by signal {-code}{', out of memory?' if -code == 9 else ''}"
-        return f"exit status {code}"
 
     def close(self) -> None:
         """Stop the child (asking first, killing it if it does not exit); safe to call twice, never raises."""
@@ -250,9 +229,6 @@ class ProcessEventCamera(_ProcessCamera, EventCamera):
     def raw_header(self) -> dict[str, str]:
         return dict(self._child.info["raw_header"])
 
-    def read(self, timeout_s: float) -> EventChunk | None:
-        return super().read(timeout_s)
-
     def enable_trigger_in(self, channel: int) -> None:
         self._child.call("enable_trigger_in", channel)
 
@@ -281,9 +257,6 @@ class ProcessFrameCamera(_ProcessCamera, FrameCamera):
                   trigger: Literal["free-run", "external"] = "free-run") -> None:
         self._child.call("configure", exposure_us=exposure_us, frame_rate_hz=frame_rate_hz, trigger=trigger)
         self._rig.frame_rate_hz, self._rig.exposure_us = float(frame_rate_hz), float(exposure_us)
-
-    def read(self, timeout_s: float) -> Frame | None:
-        return super().read(timeout_s)
 
     def frame_at(self, k: int) -> Frame:
         """Frame k as ``read`` delivers it, without streaming (as :meth:`SimFrameCamera.frame_at`)."""

@@ -29,14 +29,14 @@ _MIN_THRESHOLD = 0.01
 def _emit(l_new, l_prev, l_ref, l_up, l_lo, t_last, c_pos, c_neg, t0, t1, refractory, width, start, xs, ys, ps, ts):
     """Emit the crossings of pixels ``start``… between samples at ``t0`` and ``t1`` (µs), updating L_ref in place.
 
-    One pass over the pixels (the state is a few MB at VGA, so a pass is memory-bound: no separate counting pass,
-    and L_ref is stored only where it moved; the caller makes ``l_new`` the next ``l_prev``, so that is not stored
-    either). ``l_up``/``l_lo`` hold each pixel's next levels L_ref + C⁺ and L_ref − C⁻: a sample strictly between them
-    crosses nothing, whatever the previous sample, so most pixels are passed over reading three values instead of
-    six (the same comparisons the full test would make, so the events are the same). When ``xs``/``ys``/``ps``/``ts``
-    are full it stops *before* writing the next event, with that pixel's
-    L_ref advanced only past the levels already handled, so calling again from the returned pixel with fresh
-    buffers continues exactly. Returns (events written, pixel to resume from or n_pixels).
+    One pass over the pixels (the state is a few MB at VGA, so a pass is memory-bound: no separate counting pass).
+    ``l_up``/``l_lo`` hold each pixel's next levels L_ref + C⁺ and L_ref − C⁻: a sample strictly between them
+    crosses nothing, whatever the previous sample, so most pixels are passed over reading three values and storing
+    none (the same comparisons the full test makes, so the events are the same); the caller makes ``l_new`` the
+    next ``l_prev``, so that is never stored. When ``xs``/``ys``/``ps``/``ts`` are full it stops *before* writing
+    the next event, with that pixel's L_ref advanced only past the levels already handled, so calling again from
+    the returned pixel with fresh buffers continues exactly. Returns (events written, pixel to resume from or
+    n_pixels).
     """
     n = 0
     cap = xs.shape[0]
@@ -55,8 +55,6 @@ def _emit(l_new, l_prev, l_ref, l_up, l_lo, t_last, c_pos, c_neg, t0, t1, refrac
             c = -c_neg[i]
             pol = 0
         level = ref + c
-        if not ((a < level <= b) if pol == 1 else (b <= level < a)):
-            continue  # no level crossed: nothing to store (most pixels, most samples)
         while (a < level <= b) if pol == 1 else (b <= level < a):
             t = t0 + (level - a) / (b - a) * dt
             if t - t_last[i] >= refractory:
@@ -97,8 +95,8 @@ class EventSensorModel:
         self.c_neg = np.maximum(self._rng.normal(threshold, sigma, n), _MIN_THRESHOLD)
         self.hot_pixels = self._rng.choice(n, size=min(int(n_hot), n), replace=False).astype(np.int64)
         self._l_ref = np.zeros(n)
-        self._l_up, self._l_lo = self._l_ref + self.c_pos, self._l_ref - self.c_neg
-        self._l_prev = np.zeros(n)
+        # Set by the first step: the previous sample and the next levels above and below L_ref.
+        self._l_prev = self._l_up = self._l_lo = None
         self._t_last = np.full(n, -np.inf)
         self._t_prev: float | None = None
         self._capacity = 1024
