@@ -1,9 +1,21 @@
 """Focal-index network: shape contracts, event dropout, determinism, absolute (not min-max) indices."""
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from fusion.net.model import FocalIndexNet, NetConfig, count_parameters, gather_planes
+from fusion.net.model import (
+    ChannelNorm,
+    FocalIndexNet,
+    NetConfig,
+    _box_mean,
+    count_parameters,
+    gather_planes,
+    rotary,
+    rotary_tables,
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +93,67 @@ def test_gather_copies_pixels_from_the_chosen_plane():
 
 def test_parameter_budget():
     assert count_parameters(FocalIndexNet(NetConfig())) * 4 < 5_000_000
+
+
+# -- the fast building blocks equal their textbook forms (the shipped weights were trained with those) ------------
+@pytest.mark.parametrize(("h", "w"), [(37, 53), (5, 3)])
+def test_box_mean_is_the_valid_pixel_window_mean(h, w):
+    torch.manual_seed(2)
+    x = torch.rand(3, 1, h, w) ** 6 * 10.0 ** torch.randint(-8, 1, (3, 1, h, w)).float()  # 8 decades side by side
+    want = F.avg_pool2d(F.avg_pool2d(x, (1, 9), 1, (0, 4), count_include_pad=False), (9, 1), 1, (4, 0),
+                        count_include_pad=False) if min(h, w) >= 9 else _window_mean_loop(x, 9)
+    got = _box_mean(x, 9)
+    assert torch.allclose(got, want, rtol=1e-5, atol=0)
+
+
+def _window_mean_loop(x, size):
+    r = size // 2
+    out = torch.empty_like(x)
+    for i in range(x.shape[-2]):
+        for j in range(x.shape[-1]):
+            out[..., i, j] = x[..., max(0, i - r):i + r + 1, max(0, j - r):j + r + 1].mean((-1, -2))
+    return out
+
+
+def test_channel_norm_normalises_each_pixel_over_channels_in_any_memory_format():
+    torch.manual_seed(3)
+    norm = ChannelNorm(5)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(2, 5, 7, 9) * 3 + 1
+    mean = x.mean(1, keepdim=True)
+    want = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(1, keepdim=True) + 1e-5)
+    want = want * norm.weight[:, None, None] + norm.bias[:, None, None]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        assert torch.allclose(norm(x.contiguous(memory_format=fmt)), want, atol=1e-5)
+
+
+def test_rotary_turns_each_pair_by_its_plane_angle_and_keeps_only_relative_position():
+    torch.manual_seed(4)
+    n, heads, dim = 6, 2, 8
+    cos, sin = rotary_tables(n, dim, torch.device("cpu"))
+    q, k = torch.randn(1, n, heads, dim), torch.randn(1, n, heads, dim)
+    got = rotary(q, cos, sin)
+    for plane in range(n):
+        for j in range(dim // 2):
+            angle = plane / 10_000 ** (2 * j / dim)
+            c, s = math.cos(angle), math.sin(angle)
+            a, b = q[0, plane, :, 2 * j], q[0, plane, :, 2 * j + 1]
+            assert torch.allclose(got[0, plane, :, 2 * j], a * c - b * s, atol=1e-5)
+            assert torch.allclose(got[0, plane, :, 2 * j + 1], a * s + b * c, atol=1e-5)
+    # the same query/key content at planes (m, m + 2) scores the same for every m
+    same_q, same_k = q[:, :1].expand(1, n, heads, dim), k[:, :1].expand(1, n, heads, dim)
+    scores = (rotary(same_q, cos, sin)[0, :-2] * rotary(same_k, cos, sin)[0, 2:]).sum(-1)
+    assert torch.allclose(scores, scores[:1].expand_as(scores), atol=1e-4)
+
+
+def test_decode_without_refinement_reads_the_same_volume(model):
+    torch.manual_seed(5)
+    luma = torch.rand(1, 7, 19, 23)
+    with torch.no_grad():
+        logits = model.plane_logits(luma, None)
+        full, fast = model.decode(logits, luma), model.decode(logits, luma, refine=False)
+    assert "refined" in full and "refined" not in fast
+    for key in ("prob", "expected", "index", "confidence"):
+        assert torch.equal(full[key], fast[key])

@@ -144,7 +144,7 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
                 et = ev[..., r0:r1, c0:c1].to(dev, non_blocking=True) if ev is not None else None
                 part = plane_logits(lt, et).float()
                 logits[..., k0:k1, j0:j1] = part[..., k0 - r0:k1 - r0, j0 - c0:j1 - c0]
-        out = model.decode(logits, luma.to(dev))
+        out = model.decode(logits, luma.to(dev), refine=refine)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     timings["network"] = time.perf_counter() - t1

@@ -54,10 +54,9 @@ class ChannelNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) * torch.rsqrt(var + 1e-5)
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
+        # layer_norm over the last dim of the NHWC view: one fused pass, and on a channels-last tensor the view
+        # is contiguous (five broadcast element-wise passes cost ~10x more and dropped channels-last on the CPU).
+        return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, 1e-5).permute(0, 3, 1, 2)
 
 
 class DWBlock(nn.Module):
@@ -98,14 +97,20 @@ class PlaneEncoder(nn.Module):
         return f * (2.0 * torch.sigmoid(self.event_gate(ev)))
 
 
-def rotary(x: Tensor, positions: Tensor) -> Tensor:
-    """Rotary position embedding along the sequence (plane) axis of (S, heads, N, dim)."""
-    dim = x.shape[-1]
-    freqs = 1.0 / (10_000 ** (torch.arange(0, dim, 2, device=x.device, dtype=torch.float32) / dim))
-    angles = positions.float()[:, None] * freqs[None, :]  # (N, dim/2)
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+def rotary_tables(n: int, dim: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """cos and sin (N, 1, dim/2) of the rotary angles: plane k turns feature pair j by k / 10000^(2j/dim)."""
+    freqs = 1.0 / (10_000 ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim))
+    angles = torch.arange(n, device=device, dtype=torch.float32)[:, None] * freqs[None, :]
+    return angles.cos()[:, None], angles.sin()[:, None]
+
+
+def rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary position embedding of (S, N, heads, dim) along the plane axis N; pairs (2j, 2j+1) of each head turn."""
+    s, n, h, dim = x.shape
+    pairs = x.reshape(s, n, h, dim // 2, 2)
+    x1, x2 = pairs[..., 0], pairs[..., 1]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).view(s, n, h, dim)
 
 
 class FocalAxisLayer(nn.Module):
@@ -120,10 +125,15 @@ class FocalAxisLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d)
         self.ffn = nn.Sequential(nn.Linear(d, ffn), nn.GELU(), nn.Linear(ffn, d))
 
-    def forward(self, x: Tensor, positions: Tensor) -> Tensor:
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+        """x (S, N, d); ``rope`` = :func:`rotary_tables` for N planes and the head size."""
         s, n, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(s, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(rotary(q, positions), rotary(k, positions), v)
+        qkv = self.qkv(self.norm1(x))
+        # Queries and keys turn together, in one pass over their (S, N, 2·heads, head) view.
+        qk = rotary(qkv[..., :2 * d].reshape(s, n, 2 * self.heads, d // self.heads), *rope)
+        q, k = qk.view(s, n, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        v = qkv[..., 2 * d:].reshape(s, n, self.heads, d // self.heads).transpose(1, 2)
+        a = F.scaled_dot_product_attention(q, k, v)
         x = x + self.proj(a.transpose(1, 2).reshape(s, n, d))
         return x + self.ffn(self.norm2(x))
 
@@ -175,18 +185,17 @@ class FocalIndexNet(nn.Module):
         lap, energy = self._focus_energy(luma.reshape(b * n, 1, hp, wp))
         energy = energy.view(b, n, hp, wp)
         rel = energy - energy.mean(1, keepdim=True)  # log focus energy relative to the stack: the classical cue
-        x = torch.cat([luma[:, :, None], (luma - luma.mean(1, keepdim=True))[:, :, None], 0.25 * rel[:, :, None],
-                       events, luma.new_full((b, n, 1, hp, wp), flag)], 2)
-        feats = self.encoder(x.flatten(0, 1))  # (B·N, d, h4, w4)
+        x = _channels_last_planes([luma, luma - luma.mean(1, keepdim=True), 0.25 * rel, events[:, :, 0],
+                                   events[:, :, 1], luma.new_full((b, n, hp, wp), flag)])
+        feats = self.encoder(x)  # (B·N, d, h4, w4)
         d, h4, w4 = feats.shape[1:]
         seq = feats.view(b, n, d, h4 * w4).permute(0, 3, 1, 2).reshape(b * h4 * w4, n, d)
-        positions = torch.arange(n, device=luma.device)
+        rope = rotary_tables(n, self.cfg.d_model // self.cfg.heads, seq.device)
         for layer in self.layers:
-            seq = layer(seq, positions)
+            seq = layer(seq, rope)
         coarse = self.head(seq).view(b, h4, w4, n).permute(0, 3, 1, 2)
         logits = F.interpolate(coarse, size=(hp, wp), mode="bilinear", align_corners=False)
-        detail_in = torch.cat([lap.abs(), events.sum(2).reshape(b * n, 1, hp, wp),
-                               0.25 * rel.reshape(b * n, 1, hp, wp)], 1)
+        detail_in = _channels_last_planes([lap.abs().view(b, n, hp, wp), events.sum(2), 0.25 * rel])
         logits = logits + self.detail(detail_in).view(b, n, hp, wp) + self.prior_scale * rel
         return logits[:, :, :h, :w]
 
@@ -195,17 +204,17 @@ class FocalIndexNet(nn.Module):
         family of focus measures, fusion notes §6.1): a fixed prior the network corrects rather than relearns."""
         y = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), self.smooth.to(y.dtype))
         lap = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), self.laplacian.to(y.dtype))
-        e = F.avg_pool2d(lap * lap, (1, 9), 1, (0, 4), count_include_pad=False)
-        e = F.avg_pool2d(e, (9, 1), 1, (4, 0), count_include_pad=False)
+        e = _box_mean(lap * lap, 9)
         return lap, torch.log(e.float() + 1e-6).to(y.dtype)
 
-    def decode(self, logits: Tensor, luma: Tensor) -> dict[str, Tensor]:
+    def decode(self, logits: Tensor, luma: Tensor, *, refine: bool = True) -> dict[str, Tensor]:
         """Probability volume and its readings (all absolute plane indices, never min–max normalised).
 
         ``expected`` = Σ p_k·k (the soft regression target of training); ``index`` = the argmax plane refined to
         sub-plane by the expectation over it and its two neighbours (a bimodal volume at an occlusion edge
         picks one side, not the plane in between; rounds to the argmax); ``refined`` = ``expected`` after the
-        confidence-weighted edge-aware diffusion; ``confidence`` = (1 − H(p)/log N)·max p.
+        confidence-weighted edge-aware diffusion (only with ``refine``: its 12 full-resolution iterations cost
+        ~10 % of a CPU inference that does not use it); ``confidence`` = (1 − H(p)/log N)·max p.
         """
         n = logits.shape[1]
         logits = logits.float() / self.log_tau.exp()
@@ -214,10 +223,11 @@ class FocalIndexNet(nn.Module):
         expected = (prob * k).sum(1)
         entropy = -(prob * torch.log(prob.clamp_min(1e-12))).sum(1)
         confidence = ((1.0 - entropy / math.log(n)) * prob.amax(1)).clamp(0.0, 1.0)
-        guide = (prob * luma.float()).sum(1)
-        refined = self._diffuse(expected, confidence, guide)
-        return {"logits": logits, "prob": prob, "expected": expected, "index": _peak_index(prob), "refined": refined,
-                "confidence": confidence}
+        out = {"logits": logits, "prob": prob, "expected": expected, "index": _peak_index(prob),
+               "confidence": confidence}
+        if refine:
+            out["refined"] = self._diffuse(expected, confidence, (prob * luma.float()).sum(1))
+        return out
 
     def _diffuse(self, index: Tensor, confidence: Tensor, guide: Tensor) -> Tensor:
         """Confidence-weighted Jacobi diffusion of the index that does not cross edges of the guide image."""
@@ -238,10 +248,40 @@ class FocalIndexNet(nn.Module):
         return d
 
 
+def _channels_last_planes(channels: list[Tensor]) -> Tensor:
+    """(B, N, H, W) maps → one (B·N, C, H, W) input in channels-last memory, written in one pass (concatenating
+    in NCHW and letting the convolution reorder it costs two more full-resolution copies)."""
+    return torch.stack(channels, -1).flatten(0, 1).permute(0, 3, 1, 2)
+
+
+def _box_mean(x: Tensor, size: int) -> Tensor:
+    """Mean over a size×size window of valid pixels (avg_pool2d with count_include_pad=False, to 4e-7 relative).
+
+    Summed as shifted slices, one axis at a time: on a 2-core CPU this is ~5x faster than avg_pool2d on these
+    single-channel full-resolution planes, and it stays exact where a cumulative sum would lose small values
+    next to large ones.
+    """
+    r = size // 2
+    h, w = x.shape[-2:]
+    p = F.pad(x, (r, r, 0, 0))
+    rows = p[..., :w].clone()
+    for i in range(1, size):
+        rows += p[..., i:i + w]
+    p = F.pad(rows, (0, 0, r, r))
+    out = p[..., :h, :].clone()
+    for i in range(1, size):
+        out += p[..., i:i + h, :]
+    ones = x.new_ones(1, 1, 1)
+    kernel = x.new_ones(1, 1, size)
+    count_w = F.conv1d(ones.expand(1, 1, w), kernel, padding=r)[0, 0]
+    count_h = F.conv1d(ones.expand(1, 1, h), kernel, padding=r)[0, 0]
+    return out / (count_h[:, None] * count_w[None, :])
+
+
 def _peak_index(prob: Tensor) -> Tensor:
     """Argmax plane + the probability-weighted offset over it and its neighbours, kept within ±0.49 plane."""
     n = prob.shape[1]
-    peak = prob.argmax(1, keepdim=True)
+    peak = prob.max(1, keepdim=True).indices  # same first-maximum rule as argmax, ~5x faster across planes on CPU
     num = torch.zeros_like(prob[:, :1])
     den = torch.zeros_like(prob[:, :1])
     for j in (-1, 0, 1):
