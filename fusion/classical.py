@@ -23,6 +23,7 @@ import numpy as np
 
 from capture.focal_stack import FocalStack
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
+from fusion.guided import filter_volume
 
 #: BT.601 luma weights (R, G, B), as the seed projects' COLOR_BGR2GRAY / YCbCr Y.
 _LUMA_601 = np.array([0.299, 0.587, 0.114], np.float32)
@@ -104,53 +105,6 @@ def event_activity(events: np.ndarray) -> tuple[np.ndarray, float]:
     return counts, c_norm
 
 
-class _Guide:
-    """Guided-filter statistics of one guide image, shared by every plane of the cost volume (He et al. 2013).
-
-    With ``subsample`` s > 1 it is the fast guided filter (He & Sun 2015): the linear coefficients are fitted on
-    s×s block means and bilinearly upsampled, which costs ~1/s² of the box filtering and changes the result by
-    hundredths of a dB. Inputs are reflect-padded to multiples of s so a band starting on a multiple of s sees
-    exactly the blocks the whole image does.
-    """
-
-    def __init__(self, guide: np.ndarray, radius: int, eps: float, subsample: int = 1):
-        self.s = subsample
-        self.shape = guide.shape
-        self.guide = guide
-        small = self._down(guide)
-        r = max(1, round(radius / subsample))
-        self.ksize = (2 * r + 1, 2 * r + 1)
-        self.small = small
-        self.mean = self._box(small)
-        var = self._box(cv2.multiply(small, small)) - cv2.multiply(self.mean, self.mean)
-        self.inv = 1.0 / (var + np.float32(eps))
-
-    def _down(self, a: np.ndarray) -> np.ndarray:
-        if self.s == 1:
-            return a
-        h, w = a.shape
-        ph, pw = -h % self.s, -w % self.s
-        if ph or pw:
-            a = cv2.copyMakeBorder(a, 0, ph, 0, pw, cv2.BORDER_REFLECT)
-        return cv2.resize(a, ((w + pw) // self.s, (h + ph) // self.s), interpolation=cv2.INTER_AREA)
-
-    def _up(self, a: np.ndarray) -> np.ndarray:
-        if self.s == 1:
-            return a
-        up = cv2.resize(a, (a.shape[1] * self.s, a.shape[0] * self.s), interpolation=cv2.INTER_LINEAR)
-        return up[: self.shape[0], : self.shape[1]]
-
-    def _box(self, a: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(a, cv2.CV_32F, self.ksize)
-
-    def filter(self, p: np.ndarray) -> np.ndarray:
-        p = self._down(p)
-        mean_p = self._box(p)
-        a = cv2.multiply(self._box(cv2.multiply(self.small, p)) - cv2.multiply(self.mean, mean_p), self.inv)
-        b = mean_p - cv2.multiply(a, self.mean)
-        return cv2.multiply(self._up(self._box(a)), self.guide) + self._up(self._box(b))
-
-
 def _cost_volume(y: np.ndarray, activity: np.ndarray | None, c_norm: float,
                  settings: ClassicalSettings) -> np.ndarray:
     """Filtered per-plane focus distribution (N, H, W) float32 for one band of luma (and event activity)."""
@@ -168,9 +122,7 @@ def _cost_volume(y: np.ndarray, activity: np.ndarray | None, c_norm: float,
         fm += np.float32(settings.event_weight) * ev
         fm /= np.float32(1.0 + settings.event_weight)
     if settings.guided_radius > 0:
-        guide = _Guide(y.mean(axis=0), settings.guided_radius, settings.guided_eps, settings.guided_subsample)
-        for k in range(n):
-            fm[k] = guide.filter(fm[k])
+        filter_volume(fm, y.mean(axis=0), settings.guided_radius, settings.guided_eps, settings.guided_subsample)
     return fm
 
 

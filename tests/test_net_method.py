@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from fusion.engine import FusionError, fuse
+from fusion.guided import filter_volume
+from fusion.net.data import stack_tensors
 from fusion.net.method import load_weights, shipped_weights
 from fusion.net.train import TrainConfig, Trainer
 from fusion.synthetic import synthetic_stack
@@ -45,6 +47,22 @@ def test_event_ablation_and_gray_stacks(stack, weights):
     gray = type(stack)(stack.frames[..., 1], stack.focal_powers_dpt)
     r = fuse(gray, method="net", device="cpu", weights=weights)
     assert r.all_in_focus.shape == stack.shape and r.settings["events"] is False
+
+
+def test_index_is_the_peak_of_the_guided_filtered_probability_volume(stack, weights):
+    """The default index reads the volume after the shared guided filter; radius 0 reads the raw peak."""
+    model, _ = load_weights(weights)
+    t = stack_tensors(stack)
+    with torch.no_grad():
+        out = model(torch.from_numpy(t.luma)[None], torch.from_numpy(t.events)[None])
+    volume = filter_volume(out["prob"][0].numpy().copy(), t.luma.mean(0), 4, 1e-4, subsample=2)
+    smoothed = fuse(stack, method="net", device="cpu", weights=weights)
+    raw = fuse(stack, method="net", device="cpu", weights=weights, smooth_radius=0)
+    assert smoothed.settings["smooth_radius"] == 4 and raw.settings["smooth_radius"] == 0
+    assert np.array_equal(np.rint(smoothed.focal_index), volume.argmax(0))
+    # (the engine runs a channels-last copy: float rounding may flip a near-tie of these untrained weights)
+    assert np.mean(np.abs(raw.focal_index - out["index"][0].numpy()) < 1e-4) > 0.98
+    assert not np.array_equal(np.rint(raw.focal_index), np.rint(smoothed.focal_index))
 
 
 def test_tiles_agree_with_the_whole_frame(weights):

@@ -7,10 +7,14 @@ processed in overlapping tiles: the per-plane logits are local (a receptive fiel
 each tile's interior is kept and the softmax, confidence and edge-aware refinement run once on the stitched
 full-resolution logits. RGB is gathered from the original frames at the rounded index (no blending).
 
-The index is the probability volume's peak plane, refined to sub-plane by its neighbours. ``refine=True`` takes
-the expected index after the edge-aware diffusion instead: on the held-out synthetic set that choice scored
-below the peak (30.29 vs 30.43 dB, and ±1-plane accuracy 0.887 vs 0.925, at step 700 of the shipped run), so it
-is not the default.
+The index is the peak plane of the probability volume after a guided filter (radius 4 px, the stack's mean luma as
+guide: ``fusion.guided``, the classical method's cost-volume filter), refined to sub-plane by its neighbours.
+Filtering the volume, not the index, keeps depth edges on image edges. It costs 0.02 dB on the held-out synthetic
+stacks (128 px) and lifts the reference-free Qabf on real stacks, where the unfiltered peak flickers between
+planes in weak texture: PCB 0.369 → 0.403 (classical 0.402), MFFW pairs 0.719 → 0.722 (0.718), Lytro pairs
+0.732 → 0.734 (0.734), algae 0.358 → 0.406 (0.421). ``smooth_radius=0`` reads the raw peak. ``refine=True``
+takes the expected index after the network's edge-aware diffusion instead: on the held-out synthetic set that
+scored below the peak (30.29 vs 30.43 dB, ±1-plane accuracy 0.887 vs 0.925, at step 700 of the shipped run).
 """
 
 from __future__ import annotations
@@ -26,11 +30,15 @@ import torch
 
 from capture.focal_stack import FocalStack
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
+from fusion.guided import filter_volume
 from fusion.net.data import stack_tensors
-from fusion.net.model import MAX_PLANES, FocalIndexNet, NetConfig
+from fusion.net.model import MAX_PLANES, FocalIndexNet, NetConfig, peak_index
 from fusion.net.train import WEIGHTS_FORMAT, WEIGHTS_VERSION, pick_device
 
 WEIGHTS_FILE = "focal_index_net.pt"
+#: Guided filter over the probability volume (radius px, regulariser on [0, 1] luma): see the module docstring.
+SMOOTH_RADIUS = 4
+SMOOTH_EPS = 1e-4
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
@@ -101,12 +109,15 @@ def _tiles(size: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]
 @register_method("net")
 def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | None = None, use_events: bool = True,
              precision: Precision = "auto", tile: int = 1024, overlap: int = 32, compile: bool = False,
-             threads: int | None = None, refine: bool = False) -> FusionResult:
+             threads: int | None = None, refine: bool = False, smooth_radius: int = SMOOTH_RADIUS,
+             smooth_eps: float = SMOOTH_EPS) -> FusionResult:
     """Fuse with the focal-index network.
 
     ``use_events=False`` ignores the stack's events (the event ablation). ``precision`` "auto" is fp32 on CPU
     and bf16 on CUDA. Frames larger than ``tile`` on a side are processed in tiles overlapping by ``overlap``
     px. ``threads`` sets torch's CPU threads for this call. ``refine`` uses the diffused expected index.
+    ``smooth_radius`` (px, 0 = off) and ``smooth_eps`` guide-filter the probability volume before its peak is
+    read (see the module docstring).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -150,14 +161,23 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     timings["network"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    index = out["refined" if refine else "index"][0].clamp(0, n - 1).float().cpu().numpy()
+    if refine:
+        index_t = out["refined"][0]
+    elif smooth_radius > 0:
+        volume = out["prob"][0].float().cpu().numpy()
+        filter_volume(volume, data.luma.mean(0), smooth_radius, smooth_eps, subsample=2)
+        index_t = peak_index(torch.from_numpy(np.maximum(volume, 0.0, out=volume))[None])[0]
+    else:
+        index_t = out["index"][0]
+    index = index_t.clamp(0, n - 1).float().cpu().numpy()
     confidence = out["confidence"][0].float().cpu().numpy()
     pick = np.rint(index).astype(np.intp)
     frames = stack.frames
     fused = np.take_along_axis(frames, pick[None, ..., None] if frames.ndim == 4 else pick[None], axis=0)[0]
     timings["gather"] = time.perf_counter() - t2
     settings = {"weights": Path(path).name, "weights_step": recipe.get("step"), "events": events is not None,
-                "precision": precision, "tiles": len(ys) * len(xs), "compile": compile, "refine": refine}
+                "precision": precision, "tiles": len(ys) * len(xs), "compile": compile, "refine": refine,
+                "smooth_radius": 0 if refine else smooth_radius, "smooth_eps": smooth_eps}
     return FusionResult(fused, index.astype(np.float32), depth_from_index(index, stack.focal_powers_dpt),
                         confidence.astype(np.float32), "net", dev.type, timings, settings)
 

@@ -223,7 +223,7 @@ class FocalIndexNet(nn.Module):
         expected = (prob * k).sum(1)
         entropy = -(prob * torch.log(prob.clamp_min(1e-12))).sum(1)
         confidence = ((1.0 - entropy / math.log(n)) * prob.amax(1)).clamp(0.0, 1.0)
-        out = {"logits": logits, "prob": prob, "expected": expected, "index": _peak_index(prob),
+        out = {"logits": logits, "prob": prob, "expected": expected, "index": peak_index(prob),
                "confidence": confidence}
         if refine:
             out["refined"] = self._diffuse(expected, confidence, (prob * luma.float()).sum(1))
@@ -278,7 +278,7 @@ def _box_mean(x: Tensor, size: int) -> Tensor:
     return out / (count_h[:, None] * count_w[None, :])
 
 
-def _peak_index(prob: Tensor) -> Tensor:
+def peak_index(prob: Tensor) -> Tensor:
     """Argmax plane + the probability-weighted offset over it and its neighbours, kept within ±0.49 plane."""
     n = prob.shape[1]
     peak = prob.max(1, keepdim=True).indices  # same first-maximum rule as argmax, ~5x faster across planes on CPU
