@@ -99,3 +99,13 @@ def test_cuda_bf16_matches_cpu(stack, weights):
     gpu = fuse(stack, method="net", device="cuda", weights=weights)
     assert gpu.device == "cuda" and gpu.settings["precision"] == "bf16"
     assert np.mean(np.abs(cpu.focal_index - gpu.focal_index)) < 0.1
+
+
+def test_bench_quality_reports_the_ground_truth_ceiling(weights):
+    """The held-out table's ceiling gathers each pixel's true plane: untrained weights fall well below it."""
+    from app.bench_net import CEILING, held_out_quality
+
+    q = held_out_quality(2, 48, weights)
+    assert {"net psnr", "net, events zeroed psnr", "classical psnr", f"{CEILING} psnr"} <= set(q)
+    assert q[f"{CEILING} psnr"] > q["net psnr"] + 1.0
+    assert q[f"{CEILING} psnr"] > q["classical psnr"]
