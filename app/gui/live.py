@@ -68,6 +68,17 @@ def decimate_trace(t_s: np.ndarray, y: np.ndarray, span_s: float, buckets: int =
     return t_out, y_out
 
 
+def next_deadline(deadline: float, now: float, period: float) -> float:
+    """The next poll time on a fixed 1/fps grid.
+
+    A poll that ran late by less than a period is made up at once (so one slow poll, a GC pass or a busy core,
+    costs no displayed frame and the average rate stays at fps); past a whole period the missed slots are
+    skipped rather than burst, and the grid restarts from now.
+    """
+    deadline += period
+    return now if deadline < now - period else deadline
+
+
 class LiveFeed:
     """Pulls from ``source`` on its own thread; :meth:`set_source` swaps the source (None pauses)."""
 
@@ -124,11 +135,8 @@ class LiveFeed:
             except Exception as exc:  # a source torn down mid-read: report, keep the feed alive
                 self.errors.put(f"live view: {exc}")
             tick += 1
-            deadline += 1.0 / self.fps
-            now = time.perf_counter()
-            if deadline < now:  # fell behind (a slow poll): skip the missed slots instead of bursting
-                deadline = now
-            self._stop.wait(deadline - now)
+            deadline = next_deadline(deadline, time.perf_counter(), 1.0 / self.fps)
+            self._stop.wait(deadline - time.perf_counter())
 
     def _picture(self, source: LiveSource, geometry: tuple[int, int] | None) -> LivePicture | None:
         frame = source.latest_frame()

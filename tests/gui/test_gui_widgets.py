@@ -8,7 +8,7 @@ import pytest
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from app.gui.imaging import event_counts_rgb, event_overlay, result_pictures
-from app.gui.live import LiveFeed, decimate_trace
+from app.gui.live import LiveFeed, decimate_trace, next_deadline
 from app.gui.settings import GuiSettings
 from app.gui.timing import Mailbox
 from app.gui.views import ImageView, TracePlot, readout_label
@@ -244,3 +244,23 @@ def test_readout_text_changes_do_not_relayout_their_neighbours(qtbot, make, move
     readout.setText("display 30 fps · longest GUI stall 12 ms · and more words")
     qtbot.wait(20)
     assert (neighbour.geometry() != before) == moves  # a plain QLabel shifts its neighbour: the control case
+
+
+def test_feed_schedule_makes_up_late_polls_and_skips_a_long_stall():
+    period = 1 / 30
+
+    def polls_in_three_seconds(durations):
+        t, deadline, count = 0.0, 0.0, 0
+        for d in durations:
+            start = max(t, deadline)  # wait for the slot, then poll
+            if start >= 3.0 - period / 2:  # (float sums of 1/30 land just below 3.0)
+                break
+            t = start + d
+            count += 1
+            deadline = next_deadline(deadline, t, period)
+        return count
+
+    steady = polls_in_three_seconds([0.005] * 200)
+    slow_now_and_then = polls_in_three_seconds(([0.005] * 15 + [0.05]) * 20)  # every 16th poll 1.5 periods long
+    assert steady == slow_now_and_then == 90
+    assert next_deadline(0.0, 5 * period, period) == 5 * period  # a stall of several periods: restart from now
