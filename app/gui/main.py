@@ -23,6 +23,8 @@ from app.gui.settings import GuiSettings, default_settings_path
 from app.gui.window import MainWindow
 
 log = logging.getLogger("focalrig.gui")
+#: Seconds of streaming before the scripted run starts counting displayed pictures (the display-rate figure).
+FPS_SETTLE_S = 1.0
 
 
 @dataclass
@@ -52,7 +54,7 @@ class ScriptedRun(QObject):
         self.controller = window.controller
         self.t_start = time.perf_counter()
         self.t_measure = 0.0
-        self.paints0 = 0
+        self.paints0: tuple[tuple[int, float], tuple[int, float]] | None = None
         self.phase = "connect"
         self._done = False
         self.controller.connection_changed.connect(self._connection)
@@ -70,9 +72,24 @@ class ScriptedRun(QObject):
             self.t_engine = time.perf_counter()
 
     def _start_measuring(self) -> None:
+        """Stalls count from the first moment of streaming; the display rate from :data:`FPS_SETTLE_S` later, so
+        the first pictures' arrival (the source starting up) is not averaged into the steady rate."""
         self.window.stall.reset()
         self.t_measure = time.perf_counter()
-        self.paints0 = (self.window.rgb_view.item.paints.total, self.window.event_view.item.paints.total)
+        self._start_counting_paints()
+        QTimer.singleShot(int(FPS_SETTLE_S * 1000), self._start_counting_paints)
+
+    def _start_counting_paints(self) -> None:
+        self.paints0 = (self._paints(self.window.rgb_view), self._paints(self.window.event_view))
+
+    @staticmethod
+    def _paints(view) -> tuple[int, float]:
+        return view.item.paints.total, view.item.paints.last_tick
+
+    @staticmethod
+    def _rate(since: tuple[int, float], now: tuple[int, float]) -> float:
+        """Pictures per second between two paints: intervals over the time they span (no ±1-frame edge error)."""
+        return (now[0] - since[0]) / (now[1] - since[1]) if now[0] > since[0] and since[1] > 0 else 0.0
 
     def _connection(self, state: str) -> None:
         if state == "connected" and self.phase == "connect":
@@ -106,11 +123,10 @@ class ScriptedRun(QObject):
             QTimer.singleShot(300, lambda: self._finish(0, None))  # let the views paint the result
 
     def measurements(self) -> dict[str, float]:
-        elapsed = max(time.perf_counter() - self.t_measure, 1e-9)
-        rgb0, ev0 = self.paints0 if isinstance(self.paints0, tuple) else (0, 0)
-        return {"seconds": elapsed, "max_stall_ms": self.window.stall.max_stall_ms,
-                "rgb_fps": (self.window.rgb_view.item.paints.total - rgb0) / elapsed,
-                "events_fps": (self.window.event_view.item.paints.total - ev0) / elapsed}
+        rgb0, ev0 = self.paints0 or ((0, 0.0), (0, 0.0))
+        return {"seconds": time.perf_counter() - self.t_measure, "max_stall_ms": self.window.stall.max_stall_ms,
+                "rgb_fps": self._rate(rgb0, self._paints(self.window.rgb_view)),
+                "events_fps": self._rate(ev0, self._paints(self.window.event_view))}
 
     def _finish(self, code: int, problem: str | None) -> None:
         if self._done:
@@ -123,7 +139,8 @@ class ScriptedRun(QObject):
             what = "streaming + capture-and-fuse" if self.options.capture_and_fuse else "streaming"
             self.report(f"GUI event loop: longest stall {m['max_stall_ms']:.1f} ms over {m['seconds']:.1f} s of "
                         f"{what}; live display {m['rgb_fps']:.1f} fps (RGB), {m['events_fps']:.1f} fps "
-                        f"(events {geometry}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+                        f"(events {geometry}; after the first {FPS_SETTLE_S:.0f} s); load average "
+                        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             engine = self.controller.engine
             if engine is not None and self.t_engine:
                 st, wall = engine.status(), time.perf_counter() - self.t_engine

@@ -88,11 +88,13 @@ class RateMeter:
         self._n = 0
         self.rate = 0.0
         self.total = 0
+        #: perf_counter() of the latest tick (0 before the first).
+        self.last_tick = 0.0
 
     def tick(self) -> None:
         self._n += 1
         self.total += 1
-        now = time.perf_counter()
+        now = self.last_tick = time.perf_counter()
         if now - self._t0 >= self.window_s:
             self.rate = self._n / (now - self._t0)
             self._t0, self._n = now, 0
