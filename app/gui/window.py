@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -138,6 +139,10 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.status_state = QLabel()
         self.status_perf = readout_label(min_chars=44)
+        # The status bar lays out a permanent widget from its size policy, and a readout's "Ignored" one left it
+        # half outside the window: a fixed width gives it its room and, like the readout, never re-lays out.
+        self.status_perf.setFixedWidth(self.status_perf.minimumWidth())
+        self.status_perf.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_state, 1)
         self.statusBar().addPermanentWidget(self.status_perf)
         # -- timers --

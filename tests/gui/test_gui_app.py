@@ -68,6 +68,14 @@ def test_connect_streams_frames_and_events_into_the_live_views(qtbot, window):
     qtbot.waitUntil(lambda: not any(proc.is_alive() for proc in children), timeout=STREAM_S)  # none is leaked
 
 
+def test_the_status_bar_readout_lies_inside_the_window(qtbot, window):
+    window.resize(1200, 800)
+    qtbot.waitUntil(lambda: window.status_perf.text().startswith("display"), timeout=STREAM_S)
+    bar, perf = window.statusBar(), window.status_perf
+    assert perf.isVisible() and perf.width() >= perf.fontMetrics().horizontalAdvance("display 30 fps")
+    assert 0 <= perf.x() and perf.geometry().right() < bar.width()
+
+
 def test_sweep_controls_restart_the_engine_on_the_new_plan(qtbot, window):
     connect(qtbot, window)
     first = window.controller.engine

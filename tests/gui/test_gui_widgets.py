@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from app.gui.imaging import event_counts_rgb, event_overlay, result_pictures
@@ -244,6 +245,22 @@ def test_readout_text_changes_do_not_relayout_their_neighbours(qtbot, make, move
     readout.setText("display 30 fps · longest GUI stall 12 ms · and more words")
     qtbot.wait(20)
     assert (neighbour.geometry() != before) == moves  # a plain QLabel shifts its neighbour: the control case
+
+
+def test_a_readout_too_narrow_for_its_text_keeps_the_start_and_ends_in_an_ellipsis(qtbot):
+    label = readout_label("12,345 events / 10 ms")
+    label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    qtbot.addWidget(label)
+    label.resize(label.fontMetrics().horizontalAdvance("12,345 ev"), 20)
+    label.show()
+    qtbot.waitExposed(label)
+    shown = label.displayed_text()
+    assert shown.startswith("12,3") and shown.endswith("…") and len(shown) < len(label.text())
+    assert not label.grab().isNull()  # the eliding paint path runs
+    label.resize(400, 20)
+    assert label.displayed_text() == "12,345 events / 10 ms"
+    label.setText("<b>bold</b> markup is left to QLabel")
+    assert label.displayed_text() == label.text()
 
 
 def test_feed_schedule_makes_up_late_polls_and_skips_a_long_stall():
