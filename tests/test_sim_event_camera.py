@@ -8,6 +8,7 @@ from drivers.camera import NotSupportedError
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
 from drivers.events.evt3 import Evt3Decoder
 from drivers.sim.event_camera import SimEventCamera
+from drivers.sim.moving import MovingObject
 from drivers.sim.rig import SimRig
 
 SIZE = (96, 72)  # small sensor: the physics is size-independent and the tests stay fast
@@ -198,3 +199,49 @@ def test_realtime_read_times_out_before_chunk_end():
     assert cam.read(0.0) is None  # the first chunk ends 5 ms after start: not there yet
     chunk = cam.read(1.0)
     assert chunk is not None and chunk.t_end_us == CHUNK_US
+
+
+def test_cached_sampling_visits_every_node_crossing_and_turnaround():
+    """Between two samples the focal power stays within one cache node interval and does not reverse, so the
+    cached L(t) is linear between them up to the lens path's curvature (gaps capped at max_sample_dt_us)."""
+    cam = make_camera(max_sample_dt_us=400.0)
+    cam.start()
+    cam.read(1.0)  # builds the cache for the lens path
+    t0, t1 = 40_000.0, 140_000.0  # several turnarounds of the default 10 Hz sweep
+    times = cam.sample_times(t0, t1)
+    assert times[0] == t0 and times[-1] == t1 and np.all(np.diff(times) > 0)
+    assert np.diff(times).max() <= 400.0 + 1e-6
+    dense = np.linspace(t0, t1, 200_001)  # 0.5 µs
+    x = (cam.rig.lens_path.actual_dpt(dense) - cam._cache.d_min) / cam._cache.step_dpt
+    interval = np.searchsorted(times, dense, side="right") - 1
+    starts = np.flatnonzero(np.diff(interval, prepend=-1))
+    node = np.floor(x)
+    spans = np.maximum.reduceat(node, starts) - np.minimum.reduceat(node, starts)
+    # (a crossing lands on a sample to within the 10 µs probe's interpolation: a few intervals start early)
+    assert np.mean(spans == 0) > 0.98
+    direction = np.sign(np.diff(x, append=x[-1]))
+    up, down = (np.add.reduceat((direction == sign).astype(int), starts) for sign in (1, -1))
+    assert np.minimum(up, down).max() * 0.5 <= 20.0  # µs against the sweep's direction in any interval
+    moving = SimEventCamera(SimRig.default(SIZE, moving=MovingObject(2.0, 10.0, (20.0, 20.0), (300.0, 0.0), SIZE)),
+                            chunk_us=CHUNK_US)
+    assert moving.sample_times(0.0, 5_000.0) is None  # a moving object changes L at fixed power: adaptive
+
+
+def test_cached_sampling_gives_the_events_adaptive_sampling_gives(monkeypatch):
+    def events(adaptive: bool) -> np.ndarray:
+        cam = make_camera(seed=3)
+        if adaptive:
+            monkeypatch.setattr(cam, "sample_times", lambda t0, t1: None)
+        cam.start()
+        return joined(read_chunks(cam, 30))[0]
+
+    node, adaptive = events(False), events(True)
+    assert abs(node.size - adaptive.size) <= 0.005 * adaptive.size
+    w, h = SIZE
+    per_pixel = [np.bincount(e["y"].astype(int) * w + e["x"], minlength=w * h) for e in (node, adaptive)]
+    same = per_pixel[0] == per_pixel[1]
+    assert same.mean() > 0.9
+    order = [np.lexsort((e["t"], e["y"].astype(int) * w + e["x"])) for e in (node, adaptive)]
+    keep = [same[(e["y"].astype(int) * w + e["x"])[o]] for e, o in zip((node, adaptive), order, strict=True)]
+    dt = node["t"][order[0]][keep[0]].astype(np.int64) - adaptive["t"][order[1]][keep[1]].astype(np.int64)
+    assert np.percentile(np.abs(dt), 95) <= 50  # µs: the same crossings, placed alike

@@ -3,7 +3,8 @@
 Everything is derived from the :class:`~drivers.sim.rig.SimRig` (scene, lens trajectory, frame schedule, seed), so
 the strobe edges this camera records match the simulated frame camera's exposures without any shared state. The
 stream is simulated chunk by chunk on demand: each ``read`` advances the event clock by ``chunk_us``, samples the
-log luminance adaptively along the lens' actual focal power and feeds it to one persistent
+log luminance along the lens' actual focal power (see :meth:`SimEventCamera.sample_times`) and feeds it to one
+persistent
 :class:`~drivers.sim.esim.EventSensorModel`, so pixel state (L_ref, refractory) carries across chunk borders exactly
 as in one long simulation. One persistent EVT3 encoder turns each chunk into the bytes an EVK4 would send, so
 recorders append ``EventChunk.raw`` verbatim and the file decodes to exactly the delivered events.
@@ -13,6 +14,7 @@ Biases are not modelled (``set_biases`` raises NotSupportedError): thresholds ar
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -29,6 +31,9 @@ from drivers.sim.trajectory import trigger_events
 IMX636_THRESHOLD = 0.22
 #: Trigger-in channel ids an EVT3 EXT_TRIGGER word can carry.
 MAX_TRIGGER_CHANNEL = Evt3Encoder.max_trigger_id
+#: Spacing (µs) of the focal-power probes that locate the cache's node crossings: finer than the lens path's own
+#: response table (16384 points a period, 15 µs at 4 Hz), so no crossing or turnaround falls between probes.
+_PROBE_US = 10.0
 
 
 class SimEventCamera(EventCamera):
@@ -36,8 +41,7 @@ class SimEventCamera(EventCamera):
 
     Each ``read`` delivers the events of [t, t + ``chunk_us``) and advances t; with ``realtime`` it first waits
     until that much wall time has passed since ``start()`` (as a live camera would), otherwise it returns as fast
-    as the simulation runs. Samples are at most ``max_sample_dt_us`` apart, denser where the image changes by more
-    than ``lam``·threshold between samples (focus crossings), so no reversal of the sweep is skipped.
+    as the simulation runs. Samples are at most ``max_sample_dt_us`` apart; :meth:`sample_times` says where.
     Triggers are off until ``enable_trigger_in`` (as on Prophesee cameras): ``rig.strobe_channel`` carries the
     frame camera's strobe edges, ``rig.sync_channel`` the lens driver's sync edges.
 
@@ -67,7 +71,7 @@ class SimEventCamera(EventCamera):
                                        seed=rig.seed)
         self._encoder = Evt3Encoder(*self._size)
         self._identity = CameraIdentity("focalrig", "simulated event camera", f"SIM{rig.seed:08d}",
-                                        extra={"generation": "4.2", "simulator": "ESIM, adaptive sampling"})
+                                        extra={"generation": "4.2", "simulator": "ESIM"})
         self._enabled: set[int] = set()
         self._roi: tuple[int, int, int, int] | None = None
         self._state = "idle"  # idle -> streaming -> stopped (final)
@@ -189,8 +193,10 @@ class SimEventCamera(EventCamera):
         chunk; they are held back (and dropped if the stream stops), which keeps chunks disjoint and sorted.
         """
         parts = [self._carry]
-        samples = adaptive_samples(self._render, float(t0), float(t1), threshold=self.sensor.threshold,
-                                   lam=self.lam, max_dt_us=self.max_sample_dt_us)
+        times = self.sample_times(float(t0), float(t1))
+        samples = (adaptive_samples(self._render, float(t0), float(t1), threshold=self.sensor.threshold,
+                                    lam=self.lam, max_dt_us=self.max_sample_dt_us) if times is None
+                   else ((float(t), self._render(float(t))) for t in times))
         for t, image in samples:
             if self.sensor.time_us != t:  # the chunk's first sample is the previous chunk's last one
                 parts.append(self.sensor.step(image, t))
@@ -200,6 +206,35 @@ class SimEventCamera(EventCamera):
         split = int(np.searchsorted(cd["t"], t1))
         self._carry = cd[split:]
         return self._in_roi(cd[:split])
+
+    def sample_times(self, t0: float, t1: float) -> np.ndarray | None:
+        """Where to sample the log luminance in [t0, t1] when it comes from the cache and nothing in the scene
+        moves; None otherwise (then ESIM's adaptive sampling: samples bisected until no pixel changes by more
+        than ``lam``·threshold between two of them).
+
+        The cache's L is linear in the focal power D between two neighbouring nodes, and D(t) is smooth and
+        monotonic between sweep turnarounds, so L(t) is as linear between samples as the model allows when the
+        samples are the times D crosses a node, the turnarounds, and the chunk ends, with any gap longer than
+        ``max_sample_dt_us`` split evenly (the slow stretches around a turnaround, where D(t) curves). ESIM's
+        linear interpolation of crossing times is then as good as with adaptive samples, which past a node
+        only subdivide a straight segment, at a fraction of the samples.
+        """
+        if self._cache is None or self.rig.moving is not None:
+            return None
+        cache = self._cache
+        probe = np.linspace(t0, t1, max(2, math.ceil((t1 - t0) / _PROBE_US)) + 1)
+        x = (self.rig.lens_path.actual_dpt(probe) - cache.d_min) / cache.step_dpt
+        cell = np.floor(x)
+        i = np.flatnonzero(cell[1:] != cell[:-1])
+        node = np.maximum(cell[i], cell[i + 1])
+        crossings = probe[i] + (node - x[i]) / (x[i + 1] - x[i]) * (probe[i + 1] - probe[i])
+        slope = np.sign(np.diff(x))
+        turns = probe[1:-1][slope[1:] * slope[:-1] < 0]
+        times = np.unique(np.concatenate([[t0, t1], crossings, turns]))
+        gaps = np.diff(times)
+        splits = [np.linspace(times[j], times[j + 1], math.ceil(gaps[j] / self.max_sample_dt_us) + 1)[1:-1]
+                  for j in np.flatnonzero(gaps > self.max_sample_dt_us)]
+        return np.sort(np.concatenate([times, *splits]))
 
     def _in_roi(self, cd: np.ndarray) -> np.ndarray:
         if self._roi is None:
