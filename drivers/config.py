@@ -166,6 +166,9 @@ class SimConfig(StrictModel):
     read_noise_e: float = Field(3.0, ge=0, description="frame camera read noise (electrons RMS)")
     full_well_e: float = Field(10_000.0, gt=0, description="frame camera full-well capacity (electrons)")
     bit_depth: int = Field(8, ge=1, le=16, description="frame camera ADC bits (8: uint8 images, more: uint16)")
+    gaussian_shot_noise_above_e: float = Field(
+        100.0, ge=0, description="pixels expecting at least this many photo-electrons draw shot noise from its "
+                                 "Gaussian limit (4x faster frames); below it, from Poisson. inf: Poisson everywhere")
     frame_drop_every: int = Field(0, ge=0,
                                   description="drop every n-th frame (n >= 2) to exercise drop handling; 0: never")
     background_image: str = Field("", description="an image file (any format OpenCV reads) to use as the "

@@ -1,10 +1,12 @@
-"""LogLumaCache: exact at nodes, close to the direct render in between, bounded range, used by the event camera."""
+"""Render caches: exact at nodes, close to the direct render in between, bounded range, used by both cameras."""
 
 import numpy as np
 import pytest
 
 from drivers.sim.event_camera import IMX636_THRESHOLD, SimEventCamera
-from drivers.sim.optics import DefocusRenderer, EventGeometry, LogLumaCache, SweepOptics
+from drivers.sim.exposure import expose
+from drivers.sim.frame_camera import SimFrameCamera
+from drivers.sim.optics import DefocusRenderer, EventGeometry, LogLumaCache, RgbCache, SweepOptics
 from drivers.sim.rig import SimRig
 from drivers.sim.scene import make_scene
 
@@ -102,3 +104,39 @@ def test_cached_stream_is_deterministic_and_matches_uncached_statistics():
     assert all(np.array_equal(a[n], b[n]) for n in a.dtype.names)
     direct = events(log_luma_cache=False)
     assert abs(a.size - direct.size) <= 0.05 * direct.size
+
+
+def test_rgb_cache_is_exact_at_nodes_and_close_to_direct_renders_between():
+    renderer = make_renderer()
+    cache = RgbCache(renderer, 0.0, 4.0)
+    assert cache.step_dpt * 9.6 <= 0.1 + 1e-12 and cache.nbytes_max == cache.n_nodes * 96 * 72 * 3 * 4
+    for i in (0, cache.n_nodes // 2, cache.n_nodes - 1):
+        np.testing.assert_array_equal(cache(cache.node_dpt(i)), renderer.render_rgb(cache.node_dpt(i)))
+    powers = np.concatenate([np.random.default_rng(2).uniform(0.0, 4.0, 20), [0.5, 1.5, 3.0]])
+    errors = np.array([float(np.max(np.abs(cache(d) - renderer.render_rgb(float(d))))) for d in powers])
+    full_scale = float(renderer.render_rgb(1.5).max())
+    # worst pixel of the worst power (where a node interval straddles a layer's focus), and the typical power
+    assert 0.0 < errors.max() < 6e-3 * full_scale and np.median(errors) < 1e-4 * full_scale
+
+
+def test_covering_reuses_a_cache_that_spans_the_range_and_rebuilds_one_that_does_not():
+    renderer = make_renderer()
+    first = RgbCache.covering(renderer, 1.0, 2.0)
+    assert first.d_min < 1.0 and first.d_max > 2.0
+    assert RgbCache.covering(renderer, 1.01, 1.99, first) is first
+    wider = RgbCache.covering(renderer, 0.5, 2.0, first)
+    assert wider is not first and wider.d_min < 0.5
+
+
+def test_frame_camera_exposes_from_the_cache_as_from_direct_renders():
+    rig = SimRig.default((320, 240))  # the default rig's size (tiny rigs blur < 3 px/dpt and err more near focus)
+    cam = SimFrameCamera(rig)
+    frame = cam.frame_at(3)
+    assert frame.image.shape == (240, 320, 3) and cam._cache is not None and cam._cache.filled > 0
+    assert SimFrameCamera(rig, rgb_cache=False).frame_at(3).image.shape == frame.image.shape
+    for k in (0, 3, 7):  # noise-free exposures: the noise would amplify any change into a new draw
+        start, end, _ = cam._window(k)
+        cached = expose(rig.renderer, rig.lens_path, start, end, render=cam._cache)
+        direct = expose(rig.renderer, rig.lens_path, start, end)
+        error = np.abs(cached - direct)
+        assert error.max() < 6e-3 * direct.max() and error.mean() < 1e-4 * direct.max()

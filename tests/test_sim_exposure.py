@@ -182,8 +182,10 @@ def test_subframes_follow_the_path_length_through_a_turnaround(focus_setup):
 
 
 # -- sensor noise ------------------------------------------------------------------------------------------------
-def test_flat_field_mean_and_variance_follow_poisson_gaussian():
-    sensor = SensorNoise(full_well_e=10_000.0, electrons_per_unit=5_000.0, read_noise_e=4.0, bit_depth=12)
+@pytest.mark.parametrize("gaussian_above_e", [np.inf, 100.0])
+def test_flat_field_mean_and_variance_follow_poisson_gaussian(gaussian_above_e):
+    sensor = SensorNoise(full_well_e=10_000.0, electrons_per_unit=5_000.0, read_noise_e=4.0, bit_depth=12,
+                         gaussian_above_e=gaussian_above_e)
     flat = np.full((256, 256, 3), 0.4, np.float32)
     raw = sensor.apply(flat, np.random.default_rng(11))
     img = raw.astype(np.float64)
@@ -192,6 +194,18 @@ def test_flat_field_mean_and_variance_follow_poisson_gaussian():
     assert raw.dtype == np.uint16 and img.mean() == pytest.approx(signal_e / g, rel=2e-3)
     expected_var = (signal_e + 4.0 ** 2) / g ** 2 + 1 / 12
     assert img.var() == pytest.approx(expected_var, rel=0.03)  # σ of the sample variance ≈ 0.5 %
+
+
+def test_gaussian_limit_keeps_poisson_below_its_threshold():
+    """Dim pixels stay Poisson in the fast mode: 5 e⁻ at 0.25 e⁻/DN keeps the integer electron ladder."""
+    fast = SensorNoise(full_well_e=10_000.0, read_noise_e=0.0, bit_depth=16, e_per_dn=0.25, gaussian_above_e=100.0)
+    dim = fast.apply(np.full((200, 200), 5.0 / 5_000.0), np.random.default_rng(3)).astype(np.float64)
+    assert np.all(dim % 4 == 0)  # whole electrons only
+    assert dim.mean() / 4 == pytest.approx(5.0, rel=0.02) and dim.var() / 16 == pytest.approx(5.0, rel=0.05)
+    bright = fast.apply(np.full((200, 200), 2_000.0 / 5_000.0), np.random.default_rng(3)).astype(np.float64)
+    assert np.mean(bright % 4 == 0) < 0.5  # the Gaussian limit is continuous before quantisation
+    assert bright.mean() / 4 == pytest.approx(2_000.0, rel=2e-3) and bright.var() / 16 == pytest.approx(2_000.0,
+                                                                                                      rel=0.05)
 
 
 def test_read_noise_alone_sets_the_dark_variance_at_high_gain():

@@ -159,19 +159,16 @@ class SimEventCamera(EventCamera):
     def _refresh_cache(self) -> None:
         """(Re)build the cache when the lens path's power range is no longer inside it.
 
-        The range is the path's [min, max] of actual power ± max(1 % of the span, 0.05 dpt), so small changes
-        (a lens re-commanded to a nearby swing, temperature drift) reuse the cache instead of refilling it.
+        See :meth:`~drivers.sim.optics.RenderCache.covering`: small changes (a lens re-commanded to a nearby
+        swing, temperature drift) reuse the cache instead of refilling it.
         """
         path = self.rig.lens_path
         if not self._use_cache or path.version == self._cache_version:
             return
         self._cache_version = path.version
-        lo, hi = path.power_range()
-        if self._cache is not None and self._cache.d_min <= lo and hi <= self._cache.d_max:
-            return
-        margin = max(0.01 * (hi - lo), 0.05)
-        self._cache = LogLumaCache(self.rig.renderer, lo - margin, hi + margin)
-        self._last_sample = None
+        cache = LogLumaCache.covering(self.rig.renderer, *path.power_range(), self._cache)
+        if cache is not self._cache:
+            self._cache, self._last_sample = cache, None
 
     def _render(self, t_us: float) -> np.ndarray:
         """Log luma at the lens' actual power at ``t_us``, reusing the previous chunk's last sample at its end."""
