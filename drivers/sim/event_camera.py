@@ -4,10 +4,9 @@ Everything is derived from the :class:`~drivers.sim.rig.SimRig` (scene, lens tra
 the strobe edges this camera records match the simulated frame camera's exposures without any shared state. The
 stream is simulated chunk by chunk on demand: each ``read`` advances the event clock by ``chunk_us``, samples the
 log luminance along the lens' actual focal power (see :meth:`SimEventCamera.sample_times`) and feeds it to one
-persistent
-:class:`~drivers.sim.esim.EventSensorModel`, so pixel state (L_ref, refractory) carries across chunk borders exactly
-as in one long simulation. One persistent EVT3 encoder turns each chunk into the bytes an EVK4 would send, so
-recorders append ``EventChunk.raw`` verbatim and the file decodes to exactly the delivered events.
+persistent :class:`~drivers.sim.esim.EventSensorModel`, so pixel state (L_ref, refractory) carries across chunk
+borders exactly as in one long simulation. One persistent EVT3 encoder turns each chunk into the bytes an EVK4
+would send, so recorders append ``EventChunk.raw`` verbatim and the file decodes to exactly the delivered events.
 
 Biases are not modelled (``set_biases`` raises NotSupportedError): thresholds are constructor options instead.
 """
