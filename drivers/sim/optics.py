@@ -415,9 +415,11 @@ class RenderCache:
 class LogLumaCache(RenderCache):
     """Event-grid log luminance ``renderer.render_log_luma(D)`` (H, W) for the simulated event camera.
 
-    Nodes ≤ 0.1 px apart: the interpolation error is then far below an event threshold (the tests bound it by
-    0.02 in ln units; typical values are a few 1e-3), e.g. 0–4 dpt at the default 320x240 rig (8 px/dpt, 0.0125
-    dpt spacing) is ~330 nodes ≈ 100 MB when every node is filled.
+    Nodes ≤ 0.1 px apart: the interpolation error is then well below an event threshold (0.22 ln). Over 80 random
+    powers of the default 320x240 rig the worst pixel errs by 3e-4 ln at the median power and by 0.05 ln at the
+    worst one, at the few pixels where a node interval straddles a layer's focus (the tests bound a fixed grid by
+    0.02). 0–4 dpt at the default 320x240 rig (8 px/dpt, 0.0125 dpt spacing) is ~330 nodes ≈ 100 MB when every
+    node is filled.
     """
 
     MAX_STEP_PX = 0.1
