@@ -321,7 +321,7 @@ class RenderCache:
         if not (math.isfinite(d_min) and math.isfinite(d_max)) or d_max < d_min:
             raise ValueError(f"need finite d_min <= d_max, got [{d_min}, {d_max}]")
         if step_dpt is None:
-            step_dpt = self.default_step_dpt(renderer, self.MAX_STEP_PX if max_step_px is None else max_step_px)
+            step_dpt = self.default_step_dpt(renderer, max_step_px)
         if not step_dpt > 0:
             raise ValueError("step_dpt must be positive")
         self.renderer = renderer
