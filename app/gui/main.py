@@ -80,16 +80,7 @@ class ScriptedRun(QObject):
         QTimer.singleShot(int(FPS_SETTLE_S * 1000), self._start_counting_paints)
 
     def _start_counting_paints(self) -> None:
-        self.paints0 = (self._paints(self.window.rgb_view), self._paints(self.window.event_view))
-
-    @staticmethod
-    def _paints(view) -> tuple[int, float]:
-        return view.item.paints.total, view.item.paints.last_tick
-
-    @staticmethod
-    def _rate(since: tuple[int, float], now: tuple[int, float]) -> float:
-        """Pictures per second between two paints: intervals over the time they span (no ±1-frame edge error)."""
-        return (now[0] - since[0]) / (now[1] - since[1]) if now[0] > since[0] and since[1] > 0 else 0.0
+        self.paints0 = (self.window.rgb_view.item.paints.snapshot(), self.window.event_view.item.paints.snapshot())
 
     def _connection(self, state: str) -> None:
         if state == "connected" and self.phase == "connect":
@@ -125,8 +116,8 @@ class ScriptedRun(QObject):
     def measurements(self) -> dict[str, float]:
         rgb0, ev0 = self.paints0 or ((0, 0.0), (0, 0.0))
         return {"seconds": time.perf_counter() - self.t_measure, "max_stall_ms": self.window.stall.max_stall_ms,
-                "rgb_fps": self._rate(rgb0, self._paints(self.window.rgb_view)),
-                "events_fps": self._rate(ev0, self._paints(self.window.event_view))}
+                "rgb_fps": self.window.rgb_view.item.paints.rate_since(rgb0),
+                "events_fps": self.window.event_view.item.paints.rate_since(ev0)}
 
     def _finish(self, code: int, problem: str | None) -> None:
         if self._done:

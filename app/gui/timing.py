@@ -88,13 +88,25 @@ class RateMeter:
         self._n = 0
         self.rate = 0.0
         self.total = 0
-        #: perf_counter() of the latest tick (0 before the first).
-        self.last_tick = 0.0
+        #: perf_counter() of the first and the latest tick (0 before the first).
+        self.first_tick = self.last_tick = 0.0
 
     def tick(self) -> None:
         self._n += 1
         self.total += 1
         now = self.last_tick = time.perf_counter()
+        if self.total == 1:
+            self.first_tick = now
         if now - self._t0 >= self.window_s:
             self.rate = self._n / (now - self._t0)
             self._t0, self._n = now, 0
+
+    def snapshot(self) -> tuple[int, float]:
+        """(ticks so far, time of the latest): where :meth:`rate_since` starts counting."""
+        return self.total, self.last_tick
+
+    def rate_since(self, snapshot: tuple[int, float]) -> float:
+        """Ticks per second from ``snapshot`` to the latest tick, as intervals over the time they span (no
+        ±1-tick edge error); from the first tick when none had come by the snapshot; 0 without two ticks."""
+        count0, t0 = snapshot if snapshot[1] > 0 else (1, self.first_tick)
+        return (self.total - count0) / (self.last_tick - t0) if self.total > count0 else 0.0

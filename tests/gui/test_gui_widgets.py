@@ -11,7 +11,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QWidget
 from app.gui.imaging import event_counts_rgb, event_overlay, result_pictures
 from app.gui.live import LiveFeed, decimate_trace, next_deadline
 from app.gui.settings import GuiSettings
-from app.gui.timing import Mailbox
+from app.gui.timing import Mailbox, RateMeter
 from app.gui.views import ImageView, TracePlot, readout_label
 from app.gui.workers import JobRunner
 from capture.render import PALETTE_DARK
@@ -281,3 +281,18 @@ def test_feed_schedule_makes_up_late_polls_and_skips_a_long_stall():
     slow_now_and_then = polls_in_three_seconds(([0.005] * 15 + [0.05]) * 20)  # every 16th poll 1.5 periods long
     assert steady == slow_now_and_then == 90
     assert next_deadline(0.0, 5 * period, period) == 5 * period  # a stall of several periods: restart from now
+
+
+def test_rate_since_a_snapshot_counts_intervals_and_starts_at_the_first_tick(monkeypatch):
+    clock = iter([100.0, *(100.0 + np.arange(1, 50) * 0.1)])  # construction, then a tick every 100 ms
+    monkeypatch.setattr("app.gui.timing.time.perf_counter", lambda: next(clock))
+    meter = RateMeter()
+    before_any = meter.snapshot()
+    for _ in range(10):
+        meter.tick()
+    middle = meter.snapshot()
+    for _ in range(20):
+        meter.tick()
+    assert meter.rate_since(middle) == pytest.approx(10.0)  # 20 intervals over 2.0 s, not 20 ticks over 2.05 s
+    assert meter.rate_since(before_any) == pytest.approx(10.0)  # no tick by the snapshot: from the first tick
+    assert RateMeter().rate_since((0, 0.0)) == 0.0
