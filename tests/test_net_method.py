@@ -103,7 +103,7 @@ def test_cuda_bf16_matches_cpu(stack, weights):
 
 def test_bench_quality_reports_the_ground_truth_ceiling(weights):
     """The held-out table's ceiling gathers each pixel's true plane: untrained weights fall well below it."""
-    from app.bench_net import CEILING, held_out_quality
+    from app.bench.net import CEILING, held_out_quality
 
     q = held_out_quality(2, 48, weights)
     assert {"net psnr", "net, events zeroed psnr", "classical psnr", f"{CEILING} psnr"} <= set(q)

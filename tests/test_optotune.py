@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from app.cli_lens import lens_app, sim_app
+from app.cli.lens import lens_app, sim_app
 from drivers.focus import FocusError, FocusMode, Waveform
 from drivers.optotune import OptotuneLensDriver4
 from drivers.optotune import protocol as p

@@ -20,7 +20,7 @@ from capture.formats.raw import RawEventReader, RawEventWriter, make_decoder, ma
 from capture.formats.rawheader import parse_raw_header
 from drivers.events.synthetic import synthetic_events
 
-SHARED_EVENTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "events"
+SHARED_EVENTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "events"  # ../shared beside the repo
 TARGETS_MEVS = {"EVT3 decode": 100, "EVT2 decode": 50, "EVT3 encode": 50, "HDF5/ECF read": 50}
 PIECE_BYTES = 4 << 20
 

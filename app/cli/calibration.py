@@ -1,4 +1,4 @@
-"""``focalrig calibrate``, ``focalrig stack`` and ``focalrig bench slice``: thin wrappers over calibration/."""
+"""``focalrig calibrate`` and ``focalrig stack``: thin wrappers over calibration/."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli_common import console, friendly_errors, parse_board
+from app.cli.common import console, friendly_errors, parse_board
 
 
 def calibrate(
@@ -85,19 +85,7 @@ def stack(
     console.print(f"wrote {n} focal stack(s) of {planes} planes to {out} ({fmt})", highlight=False)
 
 
-def bench_slice(
-    events: Annotated[int, typer.Option(help="Synthetic events.", min=1000)] = 20_000_000,
-    planes: Annotated[int, typer.Option(help="Focal planes.", min=1)] = 16,
-    repeat: Annotated[int, typer.Option(help="Runs; the best is reported.", min=1)] = 3,
-) -> None:
-    """Focal-index labelling and per-polarity counting throughput (Mev/s, one core)."""
-    from app.bench_slice import run_slice_benchmark
-
-    run_slice_benchmark(console, n_events=events, n_planes=planes, repeat=repeat)
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add ``calibrate`` and ``stack`` to the top-level app and ``bench slice`` to the bench group."""
+def register(app: typer.Typer) -> None:
+    """Add ``calibrate`` and ``stack`` to the top-level app."""
     app.command("calibrate")(friendly_errors(calibrate))
     app.command("stack")(friendly_errors(stack))
-    bench_app.command("slice")(friendly_errors(bench_slice))

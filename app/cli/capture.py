@@ -15,7 +15,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from app.cli_common import console, err_console, friendly_errors, parse_board
+from app.cli.common import console, err_console, friendly_errors, parse_board
 from app.config import FocalrigConfig, load_config, parse_override
 from capture.engine import CaptureEngine, EngineStatus
 from capture.plan import SweepPlan
@@ -316,7 +316,7 @@ def inspect_cmd(
             table.add_row("drops", ", ".join(f"{k} {v:,}" for k, v in s["drops"].items()))
         console.print(table)
         if plot is not None:
-            from app.recording_plot import plot_recording
+            from app.cli.recording_plot import plot_recording
 
             frames = rec.frames
             placed = frames.on_event_clock & np.isfinite(frames.focal_power_dpt)
@@ -328,23 +328,8 @@ def inspect_cmd(
             console.print(f"plot → {plot}", highlight=False)
 
 
-@friendly_errors
-def bench_capture_cmd(
-    rate: Annotated[float, typer.Option(help="Synthetic event rate (Mev/s).", min=0.1)] = 20.0,
-    fps: Annotated[float, typer.Option(help="Synthetic 640x480 RGB frame rate.", min=1.0)] = 100.0,
-    seconds: Annotated[float, typer.Option(help="Seconds of live-paced capture.", min=0.5)] = 10.0,
-    out: Annotated[Path | None, typer.Option(help="Keep the recording under this folder (default: a temporary "
-                                             "folder, deleted).", show_default=False)] = None,
-) -> None:
-    """Sustained recording: event rate, 640x480 frame rate, drops, peak RSS and engine overhead per sweep."""
-    from app.bench_capture import run_capture_benchmark
-
-    run_capture_benchmark(console, rate_mev_s=rate, fps=fps, seconds=seconds, out=out)
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add ``capture``, ``inspect``, ``simulate`` and ``bench capture`` to the CLI."""
+def register(app: typer.Typer) -> None:
+    """Add ``capture``, ``inspect`` and ``simulate`` to the CLI."""
     app.command("capture")(capture_cmd)
     app.command("inspect")(inspect_cmd)
     app.command("simulate")(simulate_cmd)
-    bench_app.command("capture")(bench_capture_cmd)

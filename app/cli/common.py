@@ -1,16 +1,19 @@
-"""Pieces every ``focalrig`` command module shares: consoles and the one-line error policy."""
+"""Pieces every ``focalrig`` command module shares: consoles, the global options, the one-line error policy and
+the parsers of size-like arguments."""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import typer
 from rich.console import Console
 
-from app.config import ConfigError
+from app.config import ConfigError, FocalrigConfig, load_config
 from capture.formats.base import EventFileError
 
 log = logging.getLogger("focalrig")
@@ -18,6 +21,21 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
+
+
+@dataclass
+class GlobalOptions:
+    """The global options of this invocation (``--config``, ``--set``; set by the root callback, which also makes
+    this object the context's ``obj``)."""
+
+    config_path: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    def config(self) -> FocalrigConfig:
+        return load_config(self.config_path, overrides=self.overrides)
+
+
+state = GlobalOptions()
 
 
 def friendly_errors(fn: F) -> F:
@@ -46,3 +64,12 @@ def parse_board(text: str) -> tuple[int, int]:
     if cols < 3 or rows < 3:
         raise ValueError(f"--board needs at least 3x3 inner corners (got {text!r})")
     return cols, rows
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (``--size 640x480``) as a (width, height) pair."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must be WIDTHxHEIGHT, e.g. 640x480 (got {text!r})") from None
+    return w, h

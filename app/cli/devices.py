@@ -7,8 +7,8 @@ import time
 import typer
 from rich.table import Table
 
-from app.cli_common import console, err_console, friendly_errors
-from app.cli_lens import focus_table
+from app.cli.common import console, err_console, friendly_errors
+from app.cli.lens import focus_table
 from app.config import FocalrigConfig
 from drivers.camera import EventCamera, FrameCamera
 from drivers.registry import make_event_camera, make_focus_actuator, make_frame_camera

@@ -1,4 +1,4 @@
-"""``focalrig predict | predict-datasets | predict-pairs | eval`` and ``focalrig bench fusion``.
+"""``focalrig predict | predict-datasets | predict-pairs | eval | fuse``: focal stacks and recordings fused, scored.
 
 Option names follow the seed projects (``--input_dir``, ``--test_root``, ``--test_datasets A B …``), with the
 dashed spellings accepted too, so their users' command lines work unchanged. The commands are thin: folders
@@ -17,7 +17,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli_common import console, err_console, friendly_errors
+from app.cli.common import console, err_console, friendly_errors, parse_size
 
 MethodOpt = Annotated[str, typer.Option("--method", help="Fusion method: classical (CPU) or net (learned).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
@@ -176,14 +176,6 @@ def _limit_per_group(sources: list, limit: int) -> list:
     return kept
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must be WIDTHxHEIGHT, e.g. 640x480 (got {text!r})") from None
-    return w, h
-
-
 def eval_command(
     ctx: typer.Context,
     test_root: Annotated[Path | None, typer.Option("--test_root", "--test-root",
@@ -226,7 +218,7 @@ def eval_command(
     if synthetic:
         from fusion.synthetic import synthetic_stack
 
-        w, h = _parse_size(size)
+        w, h = parse_size(size)
         for seed in range(synthetic):
             sources.append((f"synth-{planes}", f"seed {seed}",
                             lambda s=seed: synthetic_stack(s, size=(w, h), n_planes=planes, sweep_margin_dpt=margin)))
@@ -279,17 +271,6 @@ def _print_summary(summary: list[dict]) -> None:
         table.add_row(s["group"], s["method"], str(s["stacks"]),
                       *[fmt.format(s[key]) if key in s else "—" for key, _, fmt in cols])
     console.print(table)
-
-
-def bench_fusion(
-    repeat: Annotated[int, typer.Option(help="Runs per measurement; the best is reported.", min=1)] = 5,
-    size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x480",
-    planes: Annotated[list[int] | None, typer.Option(help="Stack sizes to time (repeatable).")] = None,
-) -> None:
-    """Time classical fusion (and enfuse when installed) on synthetic stacks; figures are printed, not asserted."""
-    from app.bench_fusion import run_fusion_benchmarks
-
-    run_fusion_benchmarks(console, size=_parse_size(size), planes=planes or [16, 32], repeat=repeat)
 
 
 def _recording_calibration(recording, calib: Path | None):
@@ -354,11 +335,10 @@ def fuse_recording(
                 bar.advance(task)
 
 
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add the fusion commands to the top-level app and ``bench fusion`` to the bench group."""
+def register(app: typer.Typer) -> None:
+    """Add the fusion commands to the top-level app."""
     app.command("predict")(friendly_errors(predict))
     app.command("fuse")(friendly_errors(fuse_recording))
     app.command("predict-datasets", context_settings=_EXTRA)(friendly_errors(predict_datasets))
     app.command("predict-pairs", context_settings=_EXTRA)(friendly_errors(predict_pairs))
     app.command("eval", context_settings=_EXTRA)(friendly_errors(eval_command))
-    bench_app.command("fusion")(friendly_errors(bench_fusion))

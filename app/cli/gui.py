@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli_common import friendly_errors
+from app.cli.common import friendly_errors
 
 
 @friendly_errors

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from app.cli_common import console, friendly_errors
+from app.cli.common import console, friendly_errors
 from drivers.focus import FocusActuator, FocusStatus, Waveform
 from drivers.optotune import OptotuneLensDriver4
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from app.cli_common import console, err_console, friendly_errors
+from app.cli.common import console, err_console, friendly_errors
 
 DEFAULT_OUT = Path("runs/train")
 
@@ -55,22 +55,3 @@ def train(
     console.print(f"done: step {trainer.step}, validation PSNR {final.get('psnr', float('nan')):.2f} dB "
                   f"(events zeroed {final.get('psnr_no_events', float('nan')):.2f} dB){real}; best weights in "
                   f"{out / 'best.pt'}, report {out / 'report.png'}", highlight=False)
-
-
-@friendly_errors
-def bench_net(
-    quality: Annotated[int, typer.Option(help="Held-out synthetic stacks to score (net, net without events, "
-                                              "classical); 0 to skip.")] = 16,
-    quality_size: Annotated[int, typer.Option(help="Side (px) of the held-out stacks.")] = 128,
-    repeat: Annotated[int, typer.Option(help="Runs per timing; the best is reported.")] = 3,
-    weights: Annotated[Path | None, typer.Option(help="Weights file (default: the shipped ones).")] = None,
-    speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time data rendering and inference.")] = True,
-    compile: Annotated[bool, typer.Option("--compile", help="Also time torch.compile'd inference (the first call "
-                                          "of each shape compiles: about a minute on 2 CPU cores).")] = False,
-) -> None:
-    """Network figures: synthetic stacks/s, inference time at 640x480 (CPU, and CUDA when present), held-out quality
-    against the classical method and the event ablation."""
-    from app.bench_net import run_net_benchmarks
-
-    run_net_benchmarks(console, quality=quality, quality_size=quality_size, repeat=repeat, weights=weights,
-                       speed=speed, compile=compile)

@@ -1,0 +1,102 @@
+"""``focalrig bench fusion|capture|slice|net|io|sim``: the benchmark commands and their options.
+
+Each command parses its options and hands over to its module in :mod:`app.bench`, imported only when the
+command runs. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import console, friendly_errors, parse_size
+
+bench_app = typer.Typer(help="Benchmarks that print throughput figures.", no_args_is_help=True)
+
+
+@bench_app.command("fusion")
+@friendly_errors
+def bench_fusion(
+    repeat: Annotated[int, typer.Option(help="Runs per measurement; the best is reported.", min=1)] = 5,
+    size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x480",
+    planes: Annotated[list[int] | None, typer.Option(help="Stack sizes to time (repeatable).")] = None,
+) -> None:
+    """Time classical fusion (and enfuse when installed) on synthetic stacks; figures are printed, not asserted."""
+    from app.bench.fusion import run_fusion_benchmarks
+
+    run_fusion_benchmarks(console, size=parse_size(size), planes=planes or [16, 32], repeat=repeat)
+
+
+@bench_app.command("capture")
+@friendly_errors
+def bench_capture(
+    rate: Annotated[float, typer.Option(help="Synthetic event rate (Mev/s).", min=0.1)] = 20.0,
+    fps: Annotated[float, typer.Option(help="Synthetic 640x480 RGB frame rate.", min=1.0)] = 100.0,
+    seconds: Annotated[float, typer.Option(help="Seconds of live-paced capture.", min=0.5)] = 10.0,
+    out: Annotated[Path | None, typer.Option(help="Keep the recording under this folder (default: a temporary "
+                                             "folder, deleted).", show_default=False)] = None,
+) -> None:
+    """Sustained recording: event rate, 640x480 frame rate, drops, peak RSS and engine overhead per sweep."""
+    from app.bench.capture import run_capture_benchmark
+
+    run_capture_benchmark(console, rate_mev_s=rate, fps=fps, seconds=seconds, out=out)
+
+
+@bench_app.command("slice")
+@friendly_errors
+def bench_slice(
+    events: Annotated[int, typer.Option(help="Synthetic events.", min=1000)] = 20_000_000,
+    planes: Annotated[int, typer.Option(help="Focal planes.", min=1)] = 16,
+    repeat: Annotated[int, typer.Option(help="Runs; the best is reported.", min=1)] = 3,
+) -> None:
+    """Focal-index labelling and per-polarity counting throughput (Mev/s, one core)."""
+    from app.bench.slice import run_slice_benchmark
+
+    run_slice_benchmark(console, n_events=events, n_planes=planes, repeat=repeat)
+
+
+@bench_app.command("net")
+@friendly_errors
+def bench_net(
+    quality: Annotated[int, typer.Option(help="Held-out synthetic stacks to score (net, net without events, "
+                                              "classical); 0 to skip.")] = 16,
+    quality_size: Annotated[int, typer.Option(help="Side (px) of the held-out stacks.")] = 128,
+    repeat: Annotated[int, typer.Option(help="Runs per timing; the best is reported.")] = 3,
+    weights: Annotated[Path | None, typer.Option(help="Weights file (default: the shipped ones).")] = None,
+    speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time data rendering and inference.")] = True,
+    compile: Annotated[bool, typer.Option("--compile", help="Also time torch.compile'd inference (the first call "
+                                          "of each shape compiles: about a minute on 2 CPU cores).")] = False,
+) -> None:
+    """Network figures: synthetic stacks/s, inference time at 640x480 (CPU, and CUDA when present), held-out quality
+    against the classical method and the event ablation."""
+    from app.bench.net import run_net_benchmarks
+
+    run_net_benchmarks(console, quality=quality, quality_size=quality_size, repeat=repeat, weights=weights,
+                       speed=speed, compile=compile)
+
+
+@bench_app.command("io")
+@friendly_errors
+def bench_io(
+    events: Annotated[int, typer.Option(help="Synthetic events per measurement.")] = 5_000_000,
+    repeat: Annotated[int, typer.Option(help="Runs per measurement; the best is reported.")] = 3,
+    stream_mib: Annotated[int, typer.Option(help="Also stream a RAW file of this size (MiB) from disk and report "
+                                                 "peak memory; 0 to skip.")] = 256,
+) -> None:
+    """Decode/encode throughput (Mev/s) per format on synthetic data and on the shared real files."""
+    from app.bench.io import run_io_benchmarks
+
+    run_io_benchmarks(console, n_events=events, repeat=repeat, stream_mib=stream_mib)
+
+
+@bench_app.command("sim")
+@friendly_errors
+def bench_sim(
+    frames: Annotated[int, typer.Option(help="Frames rendered along a 0..4 dpt sweep per resolution.", min=2)] = 100,
+) -> None:
+    """Simulated rig: defocus rendering (frames/s) and ESIM events (events/s) at 320x240 and 640x480."""
+    from app.bench.sim import run_sim_benchmarks
+
+    run_sim_benchmarks(console, frames=frames)
