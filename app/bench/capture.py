@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from rich.console import Console
 
+from app.bench.timing import Stopwatch
 from capture.engine import CaptureEngine
 from capture.plan import SweepPlan
 from drivers.camera import CameraIdentity, EventCamera, EventChunk, Frame, FrameCamera
@@ -192,9 +193,9 @@ def run_capture_benchmark(console: Console, *, rate_mev_s: float, fps: float, se
         engine = CaptureEngine(rig, plan, out or Path(tmp), keep_sweeps=True)
         sweeps = []
         engine.signals.sweep_finished.connect(lambda data: sweeps.append(len(data.cd)))
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        st = engine.run()
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        with Stopwatch() as sw:
+            st = engine.run()
+        cpu, wall = sw.cpu_s, sw.wall_s
         span_s = max(st.t_event_us, 1) * 1e-6
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {"events": st.events_total, "frames": st.frames_total, "span_s": span_s, "wall_s": wall,

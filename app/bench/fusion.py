@@ -10,12 +10,12 @@ already written. Best of ``repeat`` runs. Figures are printed, never asserted.
 from __future__ import annotations
 
 import os
-import time
 
 import cv2
 from rich.console import Console
 from rich.table import Table
 
+from app.bench.timing import best_of
 from fusion.engine import fuse
 from fusion.peers import available_peers, run_peer
 from fusion.synthetic import synthetic_stack
@@ -24,14 +24,9 @@ from fusion.synthetic import synthetic_stack
 def benchmark_stack(width: int, height: int, n_planes: int, repeat: int) -> dict:
     """Best-of-``repeat`` seconds of classical fusion and of each installed peer on one synthetic stack."""
     stack = synthetic_stack(0, size=(width, height), n_planes=n_planes, with_events=False)
-    fuse(stack)  # warm-up: first-call allocations and OpenCV's thread pool
-    best = best_cpu = float("inf")
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fuse(stack)
-        best = min(best, time.perf_counter() - t0)
-        best_cpu = min(best_cpu, time.process_time() - c0)
-    row = {"planes": n_planes, "width": width, "height": height, "classical_s": best, "classical_cpu_s": best_cpu}
+    best = best_of(lambda: fuse(stack), repeat)  # after a warm-up: first-call allocations, OpenCV's thread pool
+    row = {"planes": n_planes, "width": width, "height": height, "classical_s": best.wall_s,
+           "classical_cpu_s": best.cpu_s}
     for peer in available_peers():
         row[f"{peer}_s"] = min(run_peer(peer, stack).time_s for _ in range(max(1, min(repeat, 3))))
     return row

@@ -7,14 +7,13 @@ times after a warm-up (numba compiles on first use) and reports the best run.
 from __future__ import annotations
 
 import tempfile
-import time
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from app.bench.timing import Stopwatch, best_time
 from capture.formats.hdf5 import Hdf5EventReader, Hdf5EventWriter
 from capture.formats.raw import RawEventReader, RawEventWriter, make_decoder, make_encoder, split_by_count
 from capture.formats.rawheader import parse_raw_header
@@ -23,17 +22,6 @@ from drivers.events.synthetic import synthetic_events
 SHARED_EVENTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "events"  # ../shared beside the repo
 TARGETS_MEVS = {"EVT3 decode": 100, "EVT2 decode": 50, "EVT3 encode": 50, "HDF5/ECF read": 50}
 PIECE_BYTES = 4 << 20
-
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    """Best wall time of ``repeat`` runs of ``fn`` after one warm-up run (shared by the benchmarks)."""
-    fn()  # warm-up (numba compilation, page cache)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _decode_all(fmt: str, payload: bytes, width: int, height: int, endianness: str | None = None) -> int:
@@ -131,10 +119,9 @@ def _stream_benchmark(console: Console, tmp: Path, cd, trig, width: int, height:
                 n_written += part.shape[0]
                 k += 1
         tracemalloc.start()
-        t0 = time.perf_counter()
-        with RawEventReader(path) as r:
+        with Stopwatch() as sw, RawEventReader(path) as r:
             n = sum(c.shape[0] for c, _ in r.read_chunks())
-        secs = time.perf_counter() - t0
+        secs = sw.wall_s
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         add("EVT3 stream", f"file {path.stat().st_size / 2**20:.0f} MiB from disk", n, secs,

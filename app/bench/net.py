@@ -8,7 +8,6 @@ method, all through :func:`fusion.engine.fuse`. Figures are printed, never asser
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from app.bench.timing import Stopwatch
 from fusion import metrics
 from fusion.classical import gather
 from fusion.engine import fuse, get_method
@@ -27,10 +27,10 @@ from fusion.synthetic import synthetic_stack
 def synthetic_rate(size: int, planes: int, count: int) -> float:
     """Training stacks rendered per second (events included), after one warm-up render."""
     synthetic_stack(0, size=(size, size), n_planes=planes)
-    t0 = time.perf_counter()
-    for seed in range(1, count + 1):
-        synthetic_stack(seed, size=(size, size), n_planes=planes)
-    return count / (time.perf_counter() - t0)
+    with Stopwatch() as sw:
+        for seed in range(1, count + 1):
+            synthetic_stack(seed, size=(size, size), n_planes=planes)
+    return count / sw.wall_s
 
 
 def inference_time(device: str, width: int, height: int, planes: int, repeat: int, weights: Path | None,

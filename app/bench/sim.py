@@ -5,11 +5,10 @@ Figures are printed, never asserted.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from rich.console import Console
 
+from app.bench.timing import Stopwatch
 from drivers.sim.esim import EventSensorModel
 from drivers.sim.optics import DefocusRenderer, EventGeometry, SweepOptics
 from drivers.sim.scene import make_scene
@@ -31,19 +30,18 @@ def benchmark_render(width: int, height: int, n_frames: int) -> dict:
     sensor.step(r.render_log_luma(0.0), 0.0)
     sensor.step(r.render_log_luma(0.0), 1.0)
 
-    t0 = time.perf_counter()
-    for p in powers:
-        r.render_rgb(p)
-    rgb_s = time.perf_counter() - t0
+    with Stopwatch() as rgb:
+        for p in powers:
+            r.render_rgb(p)
 
-    t0 = time.perf_counter()
-    logs = [r.render_log_luma(p) for p in powers]
-    log_s = time.perf_counter() - t0
+    with Stopwatch() as luma:
+        logs = [r.render_log_luma(p) for p in powers]
 
-    n_events, t0 = 0, time.perf_counter()
-    for k, img in enumerate(logs):
-        n_events += len(sensor.step(img, 2.0 + 100.0 * k))
-    esim_s = time.perf_counter() - t0
+    n_events = 0
+    with Stopwatch() as esim:
+        for k, img in enumerate(logs):
+            n_events += len(sensor.step(img, 2.0 + 100.0 * k))
+    rgb_s, log_s, esim_s = rgb.wall_s, luma.wall_s, esim.wall_s
     return {"width": width, "height": height, "frames": n_frames, "rgb_fps": n_frames / rgb_s,
             "log_luma_fps": n_frames / log_s, "events": n_events, "esim_events_per_s": n_events / esim_s,
             "esim_frames_per_s": n_frames / esim_s}
@@ -59,17 +57,16 @@ def benchmark_event_camera(width: int = 320, height: int = 240, *, sweeps: int =
     cam = SimEventCamera(rig, chunk_us=10_000)
     cam.start()
     per_sweep = round(rig.trajectory.period_us / cam.chunk_us)
-    t0 = time.perf_counter()
-    for _ in range(per_sweep):
-        cam.read(1.0)
-    first_s = time.perf_counter() - t0
+    with Stopwatch() as first:
+        for _ in range(per_sweep):
+            cam.read(1.0)
+    first_s = first.wall_s
     best_s, n_events = float("inf"), 0
     for _ in range(sweeps):
-        t0 = time.perf_counter()
-        n = sum(cam.read(1.0).cd.shape[0] for _ in range(per_sweep))
-        elapsed = time.perf_counter() - t0
-        if elapsed < best_s:
-            best_s, n_events = elapsed, n
+        with Stopwatch() as sweep:
+            n = sum(cam.read(1.0).cd.shape[0] for _ in range(per_sweep))
+        if sweep.wall_s < best_s:
+            best_s, n_events = sweep.wall_s, n
     return {"width": width, "height": height, "first_sweep_s": first_s, "sweep_s": best_s,
             "sweep_stream_s": rig.trajectory.period_us * 1e-6, "events": n_events, "events_per_s": n_events / best_s}
 

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 from rich.console import Console
 
-from app.bench.io import best_time
+from app.bench.timing import best_time
 from calibration.stack import count_planes
 from calibration.temporal import FocalBins, FocalModel, assign_focal_index
 from capture.sweep import CommandedSweep
