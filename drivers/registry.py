@@ -7,6 +7,7 @@ is used.
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from typing import TYPE_CHECKING, Protocol
 
@@ -58,7 +59,8 @@ def make_event_camera(cfg: EventCameraConfig, sim: SimRig | None = None,
         if sim_process:
             from drivers.sim.camera_process import ProcessEventCamera
 
-            return ProcessEventCamera(sim, cfg, s)  # the child applies the ROI and biases
+            # The child builds the camera with this function, in-process there (biases and ROI included).
+            return ProcessEventCamera(sim, functools.partial(make_event_camera, cfg, sim_cfg=s), s)
         from drivers.sim.event_camera import SimEventCamera
 
         camera: EventCamera = SimEventCamera(sim, chunk_us=cfg.chunk_us, realtime=s.realtime,
@@ -97,7 +99,7 @@ def make_frame_camera(cfg: FrameCameraConfig, sim: SimRig | None = None,
         if sim_process:
             from drivers.sim.camera_process import ProcessFrameCamera
 
-            return ProcessFrameCamera(sim, cfg, s)
+            return ProcessFrameCamera(sim, functools.partial(make_frame_camera, cfg, sim_cfg=s), s)
         from drivers.sim.frame_camera import SimFrameCamera
 
         return SimFrameCamera(sim, realtime=s.realtime, drop_every=s.frame_drop_every or None)

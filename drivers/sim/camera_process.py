@@ -10,9 +10,11 @@ in a system call with the GIL released, exactly as it would waiting on a USB dri
 
 The shared world stays in the parent: the :class:`~drivers.sim.rig.SimRig` there follows the simulated lens
 driver, keeps the event clock and is what ground truth and calibration read. Each child builds its own copy of
-the rig from the same ``[sim]`` config (same seed, same scene) and, before every read, is handed the parent's
-lens path and frame timing when they changed, so its output is byte for byte what the in-process camera would
-deliver. A child that dies (killed, out of memory) surfaces as a CameraError naming it, as an unplugged camera does.
+the rig from the same ``[sim]`` config (same seed, same scene), then its camera with the factory it is handed
+(:mod:`drivers.registry` passes the function it builds the in-process camera with; this module knows no
+backends), and, before every read, is handed the parent's lens path and frame timing when they changed, so its
+output is byte for byte what the in-process camera would deliver. A child that dies (killed, out of memory)
+surfaces as a CameraError naming it, as an unplugged camera does.
 """
 
 from __future__ import annotations
@@ -20,28 +22,30 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 from drivers import ipc
-from drivers.camera import CameraError, CameraIdentity, EventCamera, Frame, FrameCamera
-from drivers.config import EventCameraConfig, FrameCameraConfig, SimConfig
+from drivers.camera import Camera, CameraError, CameraIdentity, EventCamera, Frame, FrameCamera
+from drivers.config import SimConfig
 from drivers.sim.rig import SimRig
 
 #: Seconds a child may take to import and build its rig and camera before opening it counts as failed.
 START_TIMEOUT_S = 60.0
 
+#: Builds the in-process simulated camera of the rig it is given; it crosses to the child by pickling, so it must
+#: be a module-level function or a :func:`functools.partial` of one (with picklable arguments).
+CameraFactory = Callable[[SimRig], Camera]
 
-def _serve(conn, kind: str, device_cfg: Any, sim_cfg: SimConfig, sync: tuple) -> None:
-    """The child: build the rig (in the parent rig's present state, ``sync``) and the camera, then answer
-    (method, args, kwargs, sync) messages until None arrives."""
+
+def _serve(conn, kind: str, factory: CameraFactory, sim_cfg: SimConfig, sync: tuple) -> None:
+    """The child: build the rig (in the parent rig's present state, ``sync``) and ``factory``'s camera of it, then
+    answer (method, args, kwargs, sync) messages until None arrives."""
     ipc.lower_priority()  # simulated hardware yields the CPU to the application using it
-    from drivers.registry import make_event_camera, make_frame_camera
-
     try:
         rig = SimRig.from_config(sim_cfg)
         rig.lens_path, rig.frame_rate_hz, rig.exposure_us = sync
-        make = make_event_camera if kind == "event" else make_frame_camera
-        camera = make(device_cfg, rig, sim_cfg)
+        camera = factory(rig)
         info = {"identity": camera.identity, "geometry": camera.geometry}
         if kind == "event":
             info.update(raw_format=camera.raw_format, raw_header=camera.raw_header)
@@ -76,11 +80,11 @@ class _CameraChild:
     opened one after the other import and build their worlds in parallel.
     """
 
-    def __init__(self, kind: str, device_cfg: Any, sim_cfg: SimConfig, name: str, sync: tuple) -> None:
+    def __init__(self, kind: str, factory: CameraFactory, sim_cfg: SimConfig, name: str, sync: tuple) -> None:
         self.name = name
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, kind, device_cfg, sim_cfg, sync),
+        self._proc = ctx.Process(target=_serve, args=(child, kind, factory, sim_cfg, sync),
                                  name=f"focalrig-sim-{kind}-camera", daemon=True)
         self._proc.start()
         child.close()
@@ -169,10 +173,10 @@ class _RigSync:
 class _ProcessCamera:
     """What both process-backed cameras share: the child, the rig sync, start/stop/close and the remote read."""
 
-    def __init__(self, kind: str, rig: SimRig, cfg: Any, sim_cfg: SimConfig, name: str) -> None:
+    def __init__(self, kind: str, rig: SimRig, factory: CameraFactory, sim_cfg: SimConfig, name: str) -> None:
         self._rig = rig
         self._sync = _RigSync(rig)
-        self._child = _CameraChild(kind, cfg, sim_cfg, name, self._sync.pending())
+        self._child = _CameraChild(kind, factory, sim_cfg, name, self._sync.pending())
         self._streaming = False
 
     @property
@@ -216,10 +220,11 @@ class _ProcessCamera:
 
 
 class ProcessEventCamera(_ProcessCamera, EventCamera):
-    """:class:`~drivers.sim.event_camera.SimEventCamera` of ``rig``, computed in a child process."""
+    """The simulated event camera ``factory`` builds (a :class:`~drivers.sim.event_camera.SimEventCamera`), of a
+    copy of ``rig`` built from ``sim_cfg``, computed in a child process."""
 
-    def __init__(self, rig: SimRig, cfg: EventCameraConfig, sim_cfg: SimConfig) -> None:
-        super().__init__("event", rig, cfg, sim_cfg, "simulated event camera")
+    def __init__(self, rig: SimRig, factory: CameraFactory, sim_cfg: SimConfig) -> None:
+        super().__init__("event", rig, factory, sim_cfg, "simulated event camera")
 
     @property
     def raw_format(self) -> str:
@@ -240,14 +245,15 @@ class ProcessEventCamera(_ProcessCamera, EventCamera):
 
 
 class ProcessFrameCamera(_ProcessCamera, FrameCamera):
-    """:class:`~drivers.sim.frame_camera.SimFrameCamera` of ``rig``, rendered in a child process.
+    """The simulated frame camera ``factory`` builds (a :class:`~drivers.sim.frame_camera.SimFrameCamera`), of a
+    copy of ``rig`` built from ``sim_cfg``, rendered in a child process.
 
     ``configure`` sets the parent rig's frame rate and exposure too, which is how the event camera's strobe edges
     follow it (the simulated strobe wire, as in-process).
     """
 
-    def __init__(self, rig: SimRig, cfg: FrameCameraConfig, sim_cfg: SimConfig) -> None:
-        super().__init__("frame", rig, cfg, sim_cfg, "simulated frame camera")
+    def __init__(self, rig: SimRig, factory: CameraFactory, sim_cfg: SimConfig) -> None:
+        super().__init__("frame", rig, factory, sim_cfg, "simulated frame camera")
 
     @property
     def frame_rate_hz(self) -> float:
