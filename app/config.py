@@ -35,7 +35,8 @@ class EventIOConfig(StrictModel):
 
 
 class FocalrigConfig(StrictModel):
-    """The whole configuration file. Device and sweep sections join as those layers arrive."""
+    """The whole configuration file: event-file I/O defaults, the lens, both cameras and the simulated rig (sweep
+    plans are files of their own, :class:`capture.plan.SweepPlan`)."""
 
     io: EventIOConfig = EventIOConfig()
     lens: LensConfig = LensConfig()

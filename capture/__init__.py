@@ -1,1 +1,7 @@
-"""Acquisition engine, recordings and event file formats (imports :mod:`drivers` only)."""
+"""Acquisition: sweep plans, the capture engine, recordings and their replay, event file formats (imports
+:mod:`drivers` only).
+
+The engine places frames and the lens phase on the event clock and cuts the streams into sweeps; the focal stack
+object (:mod:`capture.focal_stack`) and its folder layouts live here too, as the data that crosses from
+calibration to fusion.
+"""

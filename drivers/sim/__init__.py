@@ -1,4 +1,6 @@
-"""Simulated devices that speak the real wire protocols, for tests, demos and development without hardware.
+"""The simulated rig, for tests, demos and development without hardware: lens drivers that speak the real wire
+protocols, and the event and frame cameras of one shared simulated world (scene, optics, lens path, event clock;
+:mod:`drivers.sim.rig`), computed in this process or in child processes of their own.
 
 Importing this package registers the ``optosim://`` and ``cefsim://`` pyserial URL schemes: pyserial resolves a URL
 ``scheme://`` by importing ``<package>.protocol_<scheme>`` for each package in
