@@ -13,11 +13,12 @@ symmetric in time about its turnarounds — sine, triangle — gives the same re
 crossing time that treats the rising and falling halves alike is mirror symmetric about the actual turnaround, so
 its bias cancels in t₁ + t₂.
 
-Focal indices: N equal-dioptre bins over the swept range less a guard at each end (the turnarounds, where dD/dt → 0
-and the triangle rings). Bin edges in dioptres become edge times in each period (arcsine for a sine, linear for a
-triangle; for a stepped sweep the same guard fraction of each dwell is dropped as settling and the rest belongs to
-the plane holding the step's power), so every event is labelled from its time alone by one numba pass over a
-lookup table: no per-event trigonometry.
+Focal indices: contiguous focal-power intervals, one per plane — around each frame of a frame-true stack (edges
+halfway to the neighbouring frames' powers), or N equal-dioptre bins — with the turnarounds (where dD/dt → 0 and the
+triangle rings) guarded. Interval edges in dioptres become edge times in each period (arcsine for a sine, linear
+for a triangle; for a stepped sweep the same guard fraction of each dwell is dropped as settling and the rest
+belongs to the plane holding the step's power), so every event is labelled from its time alone by one numba pass
+over a lookup table: no per-event trigonometry.
 """
 
 from __future__ import annotations
@@ -82,24 +83,23 @@ class FocalModel:
     def segments(self, bins: FocalBins) -> tuple[np.ndarray, np.ndarray]:
         """Boundaries (µs from t0 + lag, sorted in [0, T)) and labels (one more than boundaries) of one period.
 
-        Label k ≥ 0 is focal index k, −1 is dropped (guard). Interval i is [bounds[i−1], bounds[i]).
+        Label k ≥ 0 is focal index k, −1 is dropped (turnaround guard, or the falling half when ``bins`` takes the
+        rising half only). Interval i is [bounds[i−1], bounds[i]).
         """
         c = self.commanded
-        period = self.period_us
-        # Normalised position of each bin edge in the swept range, 0 at the low end.
-        u = (bins.edges_dpt - self.low_dpt) / (self.high_dpt - self.low_dpt)
-        if c.waveform == "sine":
-            rise = np.arccos(np.clip(1.0 - 2.0 * u, -1.0, 1.0)) / (2 * math.pi)  # phase in [0, ½]
-        elif c.waveform == "triangle":
-            rise = 0.5 * u
-        else:
+        if c.waveform == "stepped":
             return self._step_segments(bins)
-        n = bins.n
-        bounds = np.concatenate([rise, 1.0 - rise[::-1]]) * period
-        up = np.concatenate([[-1], np.arange(n), [-1]])
-        labels = np.concatenate([up, np.arange(n)[::-1], [-1]])
-        return bounds, labels.astype(np.int16)
-
+        lo, hi = self.low_dpt, self.high_dpt
+        # Every power where the label can change: the plane edges and the guard limits, inside the swept range.
+        cuts = np.unique(np.concatenate([bins.edges_dpt[1:-1], bins.accepted_dpt]))
+        cuts = cuts[(cuts > lo) & (cuts < hi)]
+        mids = 0.5 * (np.concatenate([[lo], cuts]) + np.concatenate([cuts, [hi]]))
+        up = bins.label_of_power(mids)
+        u = (cuts - lo) / (hi - lo)  # normalised position in the swept range, 0 at the low end
+        rise = np.arccos(np.clip(1.0 - 2.0 * u, -1.0, 1.0)) / (2 * math.pi) if c.waveform == "sine" else 0.5 * u
+        bounds = np.concatenate([rise, 1.0 - rise[::-1]]) * self.period_us
+        down = np.full(up.size - 1, -1) if bins.rising_only else up[-2::-1]
+        return bounds, np.concatenate([up, down]).astype(np.int16)
 
     def _step_segments(self, bins: FocalBins) -> tuple[np.ndarray, np.ndarray]:
         """Stepped sweeps: each dwell's first ``guard_fraction`` is settling (dropped), the rest is the plane
@@ -108,38 +108,68 @@ class FocalModel:
         starts = np.arange(len(c.step_powers_dpt)) * c.dwell_us
         settled = starts + bins.guard_fraction * c.dwell_us
         bounds = np.column_stack([starts, settled]).ravel()[1:]
-        e = bins.edges_dpt
-        power = self._map(np.asarray(c.step_powers_dpt, np.float64))
-        planes = np.clip(np.floor((power - e[0]) / (e[1] - e[0])), 0, bins.n - 1)  # end steps: end planes
+        planes = bins.nearest_plane(self._map(np.asarray(c.step_powers_dpt, np.float64)))
         labels = np.column_stack([np.full(planes.size, -1), planes]).ravel()
         return bounds, labels.astype(np.int16)
 
 
 @dataclass(frozen=True)
 class FocalBins:
-    """N equal-dioptre bins over [low + guard, high − guard] (guard = ``guard_fraction`` of the range)."""
+    """Contiguous focal-power intervals, one per plane: plane k holds the powers in [edges[k], edges[k+1]).
 
-    low_dpt: float
-    high_dpt: float
-    n: int
+    Two layouts: :meth:`uniform` (N equal-dioptre bins over the range less a guard at each end) and :meth:`around`
+    (one interval around each frame of a frame-true stack, its edges halfway to the neighbouring frames, so each
+    plane's events cover exactly the focal interval its frame stands for). Events at powers outside
+    ``accepted_dpt`` (the turnaround guards, where dD/dt → 0 and a triangle rings) are dropped; with
+    ``rising_only`` so are the events of the falling half.
+    """
+
+    edges_dpt: np.ndarray
     guard_fraction: float = 0.05
+    accepted_dpt: tuple[float, float] = (-math.inf, math.inf)
+    rising_only: bool = False
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise CalibrationError(f"need at least one focal plane, got n_planes={self.n}")
+        e = np.asarray(self.edges_dpt, np.float64)
+        object.__setattr__(self, "edges_dpt", e)
+        if e.ndim != 1 or e.size < 2:
+            raise CalibrationError(f"need at least one focal plane, got edges {e.tolist()}")
+        if not np.all(np.diff(e) > 0):
+            raise CalibrationError(f"empty or unordered focal range: edges {np.round(e, 4).tolist()} dpt")
         if not 0 <= self.guard_fraction < 0.5:
             raise CalibrationError(f"guard_fraction must be in [0, 0.5), got {self.guard_fraction}")
-        if not self.high_dpt > self.low_dpt:
-            raise CalibrationError(f"empty focal range [{self.low_dpt}, {self.high_dpt}] dpt")
+
+    @classmethod
+    def uniform(cls, low_dpt: float, high_dpt: float, n: int, guard_fraction: float = 0.05) -> FocalBins:
+        """N equal-dioptre bins over [low + guard, high − guard] (guard = ``guard_fraction`` of the range)."""
+        if n < 1:
+            raise CalibrationError(f"need at least one focal plane, got n_planes={n}")
+        if not 0 <= guard_fraction < 0.5:
+            raise CalibrationError(f"guard_fraction must be in [0, 0.5), got {guard_fraction}")
+        if not high_dpt > low_dpt:
+            raise CalibrationError(f"empty focal range [{low_dpt}, {high_dpt}] dpt")
+        g = guard_fraction * (high_dpt - low_dpt)
+        edges = np.linspace(low_dpt + g, high_dpt - g, n + 1)
+        return cls(edges, guard_fraction, (float(edges[0]), float(edges[-1])))
 
     @classmethod
     def for_model(cls, model: FocalModel, n: int, guard_fraction: float = 0.05) -> FocalBins:
-        return cls(model.low_dpt, model.high_dpt, n, guard_fraction)
+        return cls.uniform(model.low_dpt, model.high_dpt, n, guard_fraction)
+
+    @classmethod
+    def around(cls, powers_dpt: np.ndarray, model: FocalModel, guard_fraction: float = 0.05, *,
+               rising_only: bool = False) -> FocalBins:
+        """One interval per plane power (strictly ascending), edges halfway between neighbours, the outer ones at
+        the ends of the swept range; events beyond the turnaround guards are dropped."""
+        p = np.asarray(powers_dpt, np.float64)
+        lo, hi = model.low_dpt, model.high_dpt
+        g = guard_fraction * (hi - lo)
+        edges = np.concatenate([[min(lo, p[0]) - 1e-9], 0.5 * (p[1:] + p[:-1]), [max(hi, p[-1]) + 1e-9]])
+        return cls(edges, guard_fraction, (lo + g, hi - g), rising_only)
 
     @property
-    def edges_dpt(self) -> np.ndarray:
-        g = self.guard_fraction * (self.high_dpt - self.low_dpt)
-        return np.linspace(self.low_dpt + g, self.high_dpt - g, self.n + 1)
+    def n(self) -> int:
+        return int(self.edges_dpt.size - 1)
 
     @property
     def centres_dpt(self) -> np.ndarray:
@@ -147,15 +177,22 @@ class FocalBins:
         return 0.5 * (e[1:] + e[:-1])
 
     @property
-    def width_dpt(self) -> float:
-        e = self.edges_dpt
-        return float(e[1] - e[0])
+    def widths_dpt(self) -> np.ndarray:
+        return np.diff(self.edges_dpt)
 
-    def index_of_power(self, power_dpt) -> np.ndarray:
-        """Focal index (int16, −1 outside the bins) of focal powers."""
-        e = self.edges_dpt
-        k = np.floor((np.asarray(power_dpt, np.float64) - e[0]) / (e[1] - e[0])).astype(np.int64)
-        return np.where((k >= 0) & (k < self.n), k, -1).astype(np.int16)
+    def label_of_power(self, power_dpt) -> np.ndarray:
+        """Focal index (int16; −1 outside the planes or the accepted range) of focal powers."""
+        d = np.asarray(power_dpt, np.float64)
+        k = np.searchsorted(self.edges_dpt, d, side="right") - 1
+        ok = (k >= 0) & (k < self.n) & (d >= self.accepted_dpt[0]) & (d <= self.accepted_dpt[1])
+        return np.where(ok, k, -1).astype(np.int16)
+
+    index_of_power = label_of_power
+
+    def nearest_plane(self, power_dpt) -> np.ndarray:
+        """The plane holding each power, powers beyond the outer edges going to the end planes (int64)."""
+        k = np.searchsorted(self.edges_dpt, np.asarray(power_dpt, np.float64), side="right") - 1
+        return np.clip(k, 0, self.n - 1)
 
 
 @njit(cache=True, nogil=True)

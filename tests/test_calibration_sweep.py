@@ -11,7 +11,7 @@ import pytest
 from calibration.breathing import estimate_breathing
 from calibration.model import Calibration, CalibrationError, SpatialCalibration, TemporalCalibration
 from calibration.pipeline import lag_from_sweeps
-from calibration.stack import build_focal_stack
+from calibration.stack import _unbreathe, build_focal_stack
 from calibration.temporal import FocalBins, FocalModel, assign_focal_index, estimate_lag, frame_powers
 from capture.sweep import CommandedSweep, SweepData
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
@@ -154,8 +154,9 @@ def test_breathing_on_large_frames_registers_on_shrunk_low_passed_images():
     assert b.coeffs[0] == pytest.approx(BREATHING, rel=0.15)
 
 
-def _ground_truth_planes(rig, sweep, bins, model):
-    """Events binned by their true power and mapped to the reference RGB grid through the true geometry."""
+def _ground_truth_planes(rig, sweep, bins, powers):
+    """Events binned by their true power and mapped to the reference RGB grid through the true geometry (each
+    plane's slice at that plane's power, as the stack builder resamples it)."""
     cd = sweep.cd
     true_power = rig.trajectory.actual_dpt(cd["t"].astype(np.float64))
     k = bins.index_of_power(true_power)
@@ -163,7 +164,7 @@ def _ground_truth_planes(rig, sweep, bins, model):
     out = np.zeros((bins.n, *RGB[::-1]))
     for i in range(bins.n):
         sel = k == i
-        h = geom.homography @ optics.breathing_matrix(float(bins.centres_dpt[i]), *RGB)  # ref RGB → event
+        h = geom.homography @ optics.breathing_matrix(float(powers[i]), *RGB)  # ref RGB → event
         pts = np.column_stack([cd["x"][sel], cd["y"][sel]]).astype(np.float64)
         rgb = geom.map_points(pts, np.linalg.inv(h))
         x, y = np.round(rgb[:, 0]).astype(int), np.round(rgb[:, 1]).astype(int)
@@ -172,22 +173,28 @@ def _ground_truth_planes(rig, sweep, bins, model):
     return out
 
 
-def test_stack_is_aligned_with_the_ground_truth(sim):
-    import cv2
-
+@pytest.fixture(scope="module")
+def calibrated(sim):
     rig, sweep = sim
     fit = lag_from_sweeps([sweep])
     frames = [SimFrameCamera(make_rig(depths=(2.0,))).frame_at(k) for k in range(12)]
     breathing = estimate_breathing([f.image for f in frames], [f.focal_power_dpt for f in frames], ref_dpt=2.0)
     spatial = SpatialCalibration(RGB, EV, np.linalg.inv(rig.renderer.geometry.homography))
-    cal = Calibration(spatial, fit.temporal(), breathing)
+    return Calibration(spatial, fit.temporal(), breathing)
+
+
+def test_stack_is_aligned_with_the_ground_truth(sim, calibrated):
+    import cv2
+
+    rig, sweep = sim
+    cal = calibrated
     stack = build_focal_stack(sweep, cal, n_planes=6)
     assert stack.frames.shape == (6, 120, 160, 3) and stack.events.shape == (6, 2, 120, 160)
     assert np.all(np.diff(stack.focal_powers_dpt) > 0)
     assert stack.meta["calibration_id"] == cal.id and stack.meta["sweep_index"] == 0
     model = FocalModel.from_calibration(sweep.commanded, cal.temporal)
-    bins = FocalBins.for_model(model, 6)
-    truth = _ground_truth_planes(rig, sweep, bins, model)
+    bins = FocalBins.around(stack.focal_powers_dpt, model, 0.05)
+    truth = _ground_truth_planes(rig, sweep, bins, stack.focal_powers_dpt)
     ours = stack.events.sum(axis=1)
     for i in range(6):
         a = cv2.GaussianBlur(ours[i], (0, 0), 1.5).ravel()
@@ -195,14 +202,105 @@ def test_stack_is_aligned_with_the_ground_truth(sim):
         assert np.corrcoef(a, b)[0, 1] > 0.8, i
         # Counts are conserved (away from the border, where the simulator's breathing pulls black into view).
         assert ours[i, 4:-4, 4:-4].sum() == pytest.approx(truth[i, 4:-4, 4:-4].sum(), rel=0.05)
-    # Frames: one source within half a bin, or a blend of the neighbours in power.
-    powers = {f.index: f.focal_power_dpt for f in sweep.frames}
-    for centre, sources in zip(stack.focal_powers_dpt, stack.meta["frame_sources"], strict=True):
-        if len(sources) == 1:
-            assert abs(powers[sources[0][0]] - centre) <= 0.5 * bins.width_dpt + 0.02
-        else:
-            (i, wi), (j, wj) = sources
-            assert wi + wj == pytest.approx(1.0) and min(powers[i], powers[j]) < centre < max(powers[i], powers[j])
+
+
+def _reference_grid_frames(sweep, cal):
+    """Every frame of the sweep warped to the breathing reference at its modelled power, by index."""
+    model = FocalModel.from_calibration(sweep.commanded, cal.temporal)
+    powers = frame_powers(sweep.frames, model)
+    return {f.index: (_unbreathe(f.image, cal.breathing, float(p)), float(p))
+            for f, p in zip(sweep.frames, powers, strict=True)}
+
+
+def test_every_plane_is_one_real_frame_at_its_own_power(sim, calibrated):
+    """The no-blend rule: each plane is bit for bit one frame of the sweep (on the reference grid), at the power
+    the lens had at that frame's mid-exposure; both halves interleave; no plane is a mix of two frames."""
+    rig, sweep = sim
+    stack = build_focal_stack(sweep, calibrated, n_planes=64)
+    by_index = _reference_grid_frames(sweep, calibrated)
+    assert stack.n_planes == len(sweep.frames) == 12  # 120 fps over a 10 Hz period: every frame is a plane
+    halves = set()
+    for k, record in enumerate(stack.meta["planes"]):
+        (index,) = record["frames"]
+        image, power = by_index[index]
+        assert np.array_equal(stack.frames[k], image), k
+        assert stack.focal_powers_dpt[k] == pytest.approx(power)
+        halves.add(record["half"])
+    assert halves == {"rising", "falling"}
+    # The model's power at mid-exposure is the lens' true power there (lag-corrected), to a few hundredths.
+    truth = {f.index: rig.trajectory.actual_dpt(0.5 * (f.exposure_start_us + f.exposure_end_us)) for f in sweep.frames}
+    for k, record in enumerate(stack.meta["planes"]):
+        assert abs(stack.focal_powers_dpt[k] - truth[record["frames"][0]]) < 0.05
+    assert stack.meta["planes_asked"] == 64 and stack.meta["frames_usable"] == 12
+
+
+def test_fewer_planes_pick_the_frames_nearest_equal_spacing(sim, calibrated):
+    _rig, sweep = sim
+    full = build_focal_stack(sweep, calibrated, n_planes=64, with_events=False)
+    four = build_focal_stack(sweep, calibrated, n_planes=4, with_events=False)
+    p = full.focal_powers_dpt
+    targets = np.linspace(p[0], p[-1], 4)
+    expected = [p[np.argmin(np.abs(p - t))] for t in targets]
+    assert np.allclose(four.focal_powers_dpt, expected)
+    assert set(four.focal_powers_dpt) <= set(p)
+
+
+def test_half_span_takes_the_rising_half_and_its_events(sim, calibrated):
+    _rig, sweep = sim
+    half = build_focal_stack(sweep, calibrated, n_planes=64, span="half")
+    full = build_focal_stack(sweep, calibrated, n_planes=64)
+    assert {r["half"] for r in half.meta["planes"]} == {"rising"}
+    assert half.n_planes == 6 and half.meta["span"] == "half"
+    # Each event fires once, in one half: the rising half's slices hold about half of the period's events.
+    assert 0.3 < half.events.sum() / full.events.sum() < 0.7
+    model = FocalModel.from_calibration(sweep.commanded, calibrated.temporal)
+    k = assign_focal_index(sweep.cd["t"], model, FocalBins.around(half.focal_powers_dpt, model, 0.05,
+                                                                    rising_only=True))
+    assert not np.any(k[~model.rising(sweep.cd["t"])] >= 0)
+    assert sum(half.meta["events_per_plane"]) == np.count_nonzero(k >= 0)
+
+
+def test_event_slices_cover_the_interval_each_frame_stands_for(sim, calibrated):
+    """Plane k's events are those fired between the powers halfway to its neighbours (turnaround guards dropped)."""
+    _rig, sweep = sim
+    stack = build_focal_stack(sweep, calibrated, n_planes=64)
+    model = FocalModel.from_calibration(sweep.commanded, calibrated.temporal)
+    p = stack.focal_powers_dpt
+    power = model.power_dpt(sweep.cd["t"])
+    lo, hi = model.low_dpt + 0.05 * (model.high_dpt - model.low_dpt), model.high_dpt - 0.05 * (model.high_dpt
+                                                                                                - model.low_dpt)
+    inner = np.concatenate([[-np.inf], 0.5 * (p[1:] + p[:-1]), [np.inf]])
+    for k in range(stack.n_planes):
+        inside = (power >= max(inner[k], lo)) & (power < min(inner[k + 1], hi))
+        assert abs(stack.meta["events_per_plane"][k] - np.count_nonzero(inside)) <= 0.002 * len(power) + 2, k
+    assert stack.meta["edges_dpt"][1:-1] == pytest.approx((0.5 * (p[1:] + p[:-1])).tolist())
+
+
+def test_stepped_sweep_averages_a_dwell_and_skips_settling(sim, calibrated):
+    """Frames held at one set point are one plane (their mean); frames exposed while the lens settles are not."""
+    from drivers.camera import Frame
+
+    _rig, sweep = sim
+    dwell = 20_000.0
+    commanded = CommandedSweep("stepped", 0.0, 3.0, float(sweep.t_start_us), step_powers_dpt=(0.0, 1.0, 2.0, 3.0),
+                               dwell_us=dwell)
+    lag = calibrated.temporal.lag_us
+    rng = np.random.default_rng(0)
+    frames, values = [], {}
+    for i, start in enumerate(np.arange(sweep.t_start_us + lag, sweep.t_start_us + lag + 4 * dwell, 5000.0)):
+        img = rng.integers(0, 255, (*RGB[::-1], 3), dtype=np.uint8)
+        frames.append(Frame(img, i, int(start) + 100, int(start) + 1100, "event"))
+        values[i] = img
+    stepped = SweepData(0, sweep.t_start_us, sweep.t_start_us + int(4 * dwell), sweep.cd[:0], sweep.triggers[:0],
+                        tuple(frames), commanded, EV, RGB)
+    cal = Calibration(calibrated.spatial, calibrated.temporal, None)
+    stack = build_focal_stack(stepped, cal, n_planes=16, guard_fraction=0.1)
+    assert stack.focal_powers_dpt.tolist() == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    for k, record in enumerate(stack.meta["planes"]):
+        # 4 frames per 20 ms dwell; the first (100 µs into the dwell, inside the 2 ms settling) is left out.
+        assert record["frames"] == [4 * k + 1, 4 * k + 2, 4 * k + 3]
+        mean = np.mean([values[i].astype(np.float32) for i in record["frames"]], axis=0)
+        assert np.array_equal(stack.frames[k], np.round(mean).astype(np.uint8))
 
 
 def test_stack_rejects_inconsistent_input(sim):
