@@ -77,6 +77,14 @@ class _Buffer:
     def first_t(self) -> int | None:
         return int(self._parts[0]["t"][0]) if self._parts else None
 
+    def nth_t(self, n: int) -> int | None:
+        """Time of the buffered event at position ``n`` (0-based), None when fewer are buffered."""
+        for part in self._parts:
+            if n < part.shape[0]:
+                return int(part["t"][n])
+            n -= part.shape[0]
+        return None
+
     def last_t(self) -> int | None:
         return int(self._parts[-1]["t"][-1]) if self._parts else None
 
@@ -123,6 +131,11 @@ class _Pending:
         while not self.exhausted and (self.cd.last_t() or -1) < t and self._pull():
             pass
 
+    def fill_to_count_or_time(self, n: int, t: int) -> None:
+        """Read until ``n`` CD events are buffered or one at or after ``t`` is (whichever comes first)."""
+        while not self.exhausted and self.cd.size < n and (self.cd.last_t() or -1) < t and self._pull():
+            pass
+
     def fill_to_count(self, n: int) -> None:
         """Read until more than ``n`` CD events are buffered."""
         while not self.exhausted and self.cd.size <= n and self._pull():
@@ -137,8 +150,14 @@ class EventsIterator:
       ``delta_t`` (OpenEB starts at 0, which with absolute timestamps would mean thousands of
       empty windows before the first event).
     - ``n_events``: ``n_events`` CD events per slice (the last may hold fewer).
-    - ``mixed``: windows of ``delta_t`` µs, each cut further into slices of at most ``n_events``.
+    - ``mixed``: slices of at most ``n_events`` CD events and at most ``delta_t`` µs, whichever comes
+      first, cut exactly where OpenEB cuts them: a slice that fills up with ``n_events`` ends at its last
+      event, and the next ``delta_t`` window starts at that event's time (so an event count moves the
+      window grid); otherwise the slice ends at its window's end.
 
+    Slices hold exactly the CD events of OpenEB's iterator's slices, one for one (with ``start_ts=0`` for
+    its window origin), checked against OpenEB 5.1.1 by ``tests/test_openeb_iterator.py``; where the data
+    end exactly on a slice cut by its count, OpenEB yields one more, empty, slice and focalrig does not.
     Memory stays bounded by the reader's chunk size plus one slice.
     """
 
@@ -173,7 +192,7 @@ class EventsIterator:
     def __iter__(self) -> Iterator[EventSlice]:
         if self.start_ts is not None:
             self.reader.seek_time(self.start_ts)
-        slices = self._n_event_slices() if self.mode == "n_events" else self._window_slices()
+        slices = {"n_events": self._n_event_slices, "mixed": self._mixed_slices}.get(self.mode, self._window_slices)()
         for sl in slices:
             if self.relative_timestamps:
                 sl = self._relative(sl)
@@ -213,25 +232,42 @@ class EventsIterator:
             if pending.exhausted and pending.empty:
                 return
             w_end = w_start + self.delta_t if limit is None else min(w_start + self.delta_t, limit)
-            cd, trig = pending.cd.pop_before(w_end), pending.trig.pop_before(w_end)
-            if self.mode == "mixed":
-                yield from self._count_cut(cd, trig, w_start, w_end)
-            else:
-                yield EventSlice(cd, trig, w_start, w_end)
+            yield EventSlice(pending.cd.pop_before(w_end), pending.trig.pop_before(w_end), w_start, w_end)
             if limit is not None and w_end >= limit:
                 return
             w_start = w_end
 
-    def _count_cut(self, cd: np.ndarray, trig: np.ndarray, t0: int, t1: int) -> Iterator[EventSlice]:
-        """Cut one time window into slices of at most ``n_events`` CD events."""
-        if cd.shape[0] <= self.n_events:
-            yield EventSlice(cd, trig, t0, t1)
+    def _mixed_slices(self) -> Iterator[EventSlice]:
+        """OpenEB's mixed condition (its ``AsyncAlgorithm``), so slices match ``metavision_core``'s one for one.
+
+        A slice ends when it holds ``n_events`` events whose last comes before the window's end: it then
+        covers up to and including that event (``t_end`` = its time + 1), and the next window starts at
+        that time, since more events of the same microsecond may follow. Otherwise the slice ends at the
+        window's end and the next window follows it.
+        """
+        pending = _Pending(self._chunks())
+        pending.fill_any()
+        origin = self.start_ts if self.start_ts is not None else pending.first_t()
+        if origin is None:
             return
-        cuts = list(range(self.n_events, cd.shape[0], self.n_events))
-        bounds = [t0, *(int(cd["t"][c]) for c in cuts), t1]
-        edges = np.searchsorted(trig["t"], bounds[1:-1], side="left")
-        for i, (pc, pt) in enumerate(zip(np.split(cd, cuts), np.split(trig, edges), strict=True)):
-            yield EventSlice(pc, pt, bounds[i], bounds[i + 1])
+        w_start = origin if self.start_ts is not None else origin - origin % self.delta_t
+        limit = None if self.max_duration is None else origin + int(self.max_duration)
+        while True:
+            w_end = w_start + self.delta_t if limit is None else min(w_start + self.delta_t, limit)
+            pending.fill_to_count_or_time(self.n_events, w_end)
+            if pending.exhausted and pending.empty:
+                return
+            nth = pending.cd.nth_t(self.n_events - 1)
+            if nth is not None and nth < w_end:
+                cd = pending.cd.pop_count(self.n_events)
+                yield EventSlice(cd, pending.trig.pop_before(nth + 1), w_start, nth + 1)
+                w_start = nth
+                continue
+            pending.fill_to_time(w_end)
+            yield EventSlice(pending.cd.pop_before(w_end), pending.trig.pop_before(w_end), w_start, w_end)
+            if limit is not None and w_end >= limit:
+                return
+            w_start = w_end
 
     def _n_event_slices(self) -> Iterator[EventSlice]:
         pending = _Pending(self._chunks())
