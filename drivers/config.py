@@ -163,6 +163,8 @@ class SimConfig(StrictModel):
     refractory_us: float = Field(100.0, ge=0, description="event pixel refractory period (µs)")
     noise_rate_hz: float = Field(0.1, ge=0, description="background (shot-noise) events per pixel per second")
     hot_pixels: int = Field(0, ge=0, description="number of hot pixels firing at 100 Hz")
+    white_e: float = Field(5_000.0, gt=0, description="photo-electrons a white surface gives one frame pixel in one "
+                           "exposure: the light level (a few hundred for low light)")
     read_noise_e: float = Field(3.0, ge=0, description="frame camera read noise (electrons RMS)")
     full_well_e: float = Field(10_000.0, gt=0, description="frame camera full-well capacity (electrons)")
     bit_depth: int = Field(8, ge=1, le=16, description="frame camera ADC bits (8: uint8 images, more: uint16)")
@@ -175,6 +177,14 @@ class SimConfig(StrictModel):
                                   "background layer's texture instead of dead leaves; resized to rgb_size")
     slant_dpt: tuple[float, float] | None = Field(None, description="[left, right] depths (dpt): make the "
                                                   "background a plane slanted across the image (a depth ramp)")
+    texture_contrast: float = Field(1.0, gt=0, le=1, description="contrast of the scene's textures about their mean "
+                                    "(1: the full dead-leaves range; 0.1: weak texture)")
+    splitter_angle_deg: float = Field(0.0, ge=-15, le=15, description="rotation of the event view against the RGB "
+                                      "view (degrees)")
+    splitter_shift_px: tuple[float, float] = Field((0.0, 0.0), description="offset of the event view's centre "
+                                                   "(event px)")
+    splitter_perspective: tuple[float, float] = Field((0.0, 0.0), description="perspective terms of the event view "
+                                                      "(per RGB px from the centre; 1e-4 is already visible)")
     moving_object: MovingObjectConfig | None = Field(None, description="an object moving in front of the scene "
                                                      "(a [sim.moving_object] table); none by default")
 

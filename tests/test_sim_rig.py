@@ -71,3 +71,33 @@ def test_config_scene_options_user_image_and_slanted_background(tmp_path):
     assert depth[:, 0].mean() == pytest.approx(0.2, abs=0.05) and depth[:, -1].mean() == pytest.approx(1.8, abs=0.05)
     with pytest.raises(ValueError, match="cannot read"):
         SimRig.from_config(SimConfig(background_image=str(tmp_path / "missing.png")))
+
+
+def test_config_light_texture_and_beam_splitter_keys_reach_the_simulator():
+    """sim.white_e sets the photo-electrons (so the frame noise), sim.texture_contrast the scene's contrast about the
+    same mean, and the splitter keys the event view's rotation, shift and perspective."""
+    from drivers.config import SimConfig
+    from drivers.sim.optics import EventGeometry
+
+    base = SimConfig(rgb_size=(96, 72), event_size=(96, 72), depths_dpt=(0.5, 1.5), bit_depth=14)
+    plain = SimRig.from_config(base)
+    weak = SimRig.from_config(base.model_copy(update={"texture_contrast": 0.2}))
+    for a, b in zip(plain.renderer.scene.layers, weak.renderer.scene.layers, strict=True):
+        assert np.allclose(b.radiance.mean(axis=(0, 1)), a.radiance.mean(axis=(0, 1)), rtol=1e-4)
+        assert np.allclose(b.radiance.std(axis=(0, 1)), 0.2 * a.radiance.std(axis=(0, 1)), rtol=1e-3)
+
+    grey = np.full((200, 200, 3), 0.5, np.float32)
+    rng = np.random.default_rng(0)
+    bright = plain.noise.apply(grey, rng).astype(np.float64)
+    dim = SimRig.from_config(base.model_copy(update={"white_e": 250.0})).noise.apply(grey, rng).astype(np.float64)
+    snr = lambda img: img.mean() / img.std()  # noqa: E731 - shot-noise-limited: SNR = sqrt(electrons)
+    assert snr(bright) == pytest.approx(np.sqrt(2500), rel=0.1) and snr(dim) == pytest.approx(np.sqrt(125), rel=0.1)
+
+    turned = SimRig.from_config(base.model_copy(update={"event_size": (120, 90), "splitter_angle_deg": 3.0,
+                                                        "splitter_shift_px": (5.0, -2.0),
+                                                        "splitter_perspective": (1e-4, 0.0)}))
+    expected = EventGeometry.beam_splitter((96, 72), (120, 90), angle_deg=3.0, shift_px=(5.0, -2.0),
+                                           perspective=(1e-4, 0.0))
+    assert np.allclose(turned.renderer.geometry.homography, expected.homography)
+    assert not np.allclose(turned.renderer.geometry.homography,
+                           EventGeometry.beam_splitter((96, 72), (120, 90)).homography)

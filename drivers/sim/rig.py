@@ -62,22 +62,25 @@ class SimRig:
     def default(cls, rgb_size: tuple[int, int] = (320, 240), event_size: tuple[int, int] | None = None, *,
                 depths_dpt: tuple[float, ...] = (0.5, 1.5, 3.0), sweep_hz: float = 10.0,
                 sweep_dpt: tuple[float, float] = (0.0, 4.0), waveform: Waveform = "sine", seed: int = 0,
-                image: np.ndarray | None = None, slant: tuple[float, float] | None = None, **kwargs) -> SimRig:
+                image: np.ndarray | None = None, slant: tuple[float, float] | None = None,
+                texture_contrast: float = 1.0, splitter: dict | None = None, **kwargs) -> SimRig:
         """A layered scene seen through a mirrored beam splitter, swept (default: a sine from 0 to 4 dpt at 10 Hz).
 
-        ``kwargs`` set the other fields (frame rate, noise, channels, realtime).
+        ``splitter`` holds :meth:`EventGeometry.beam_splitter`'s angle_deg/shift_px/perspective; ``kwargs`` set the
+        other fields (frame rate, noise, channels, realtime).
         """
         width, height = rgb_size
-        scene = make_scene(width, height, depths=depths_dpt, seed=seed, image=image, slant=slant)
-        geometry = EventGeometry.beam_splitter(rgb_size, event_size or rgb_size)
+        scene = make_scene(width, height, depths=depths_dpt, seed=seed, image=image, slant=slant,
+                           contrast=texture_contrast)
+        geometry = EventGeometry.beam_splitter(rgb_size, event_size or rgb_size, **(splitter or {}))
         renderer = DefocusRenderer(scene, SweepOptics(blur_px_per_dpt=width / 40.0), geometry)
         return cls(renderer, SweepTrajectory(sweep_hz, *sweep_dpt, waveform=waveform), seed=seed, **kwargs)
 
     @classmethod
     def from_config(cls, cfg: SimConfig) -> SimRig:
         """The rig a ``[sim]`` config section describes."""
-        noise = SensorNoise(full_well_e=cfg.full_well_e, read_noise_e=cfg.read_noise_e, bit_depth=cfg.bit_depth,
-                            gaussian_above_e=cfg.gaussian_shot_noise_above_e)
+        noise = SensorNoise(full_well_e=cfg.full_well_e, electrons_per_unit=cfg.white_e, read_noise_e=cfg.read_noise_e,
+                            bit_depth=cfg.bit_depth, gaussian_above_e=cfg.gaussian_shot_noise_above_e)
         image = None
         if cfg.background_image:
             image = cv2.imread(cfg.background_image, cv2.IMREAD_COLOR)
@@ -91,7 +94,10 @@ class SimRig:
                            sweep_hz=cfg.sweep_hz, sweep_dpt=(cfg.sweep_low_dpt, cfg.sweep_high_dpt),
                            waveform=cfg.sweep_waveform, seed=cfg.seed, noise=noise, strobe_channel=cfg.strobe_channel,
                            sync_channel=cfg.sync, realtime=cfg.realtime, moving=moving, image=image,
-                           slant=None if cfg.slant_dpt is None else tuple(cfg.slant_dpt))
+                           slant=None if cfg.slant_dpt is None else tuple(cfg.slant_dpt),
+                           texture_contrast=cfg.texture_contrast,
+                           splitter={"angle_deg": cfg.splitter_angle_deg, "shift_px": tuple(cfg.splitter_shift_px),
+                                     "perspective": tuple(cfg.splitter_perspective)})
 
     def describe(self) -> dict:
         """What the simulated world is (for provenance): sizes, depths, wiring and the lens path's segments."""

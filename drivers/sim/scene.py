@@ -153,13 +153,14 @@ def slanted_depth(width: int, height: int, depth_left: float, depth_right: float
 
 
 def make_scene(width: int, height: int, *, depths=(0.5, 1.5, 3.0), seed: int = 0, image: np.ndarray | None = None,
-               slant: tuple[float, float] | None = None) -> Scene:
+               slant: tuple[float, float] | None = None, contrast: float = 1.0) -> Scene:
     """A deterministic scene: the farthest depth is a full background, nearer depths are elliptic patches.
 
     ``depths`` are in dpt (sorted far to near internally). Each nearer layer is an ellipse centred in its own
     column of the image, so every layer keeps a visible region. ``image`` (sRGB uint8 or float RGB) replaces the
     background's texture, resized to the scene. ``slant=(d_left, d_right)`` makes the background a slanted plane
-    whose depth varies linearly across the image instead of the farthest fronto-parallel depth.
+    whose depth varies linearly across the image instead of the farthest fronto-parallel depth. ``contrast`` < 1
+    pulls every texture towards its mean (weak texture: the same scene, less for a focus measure to see).
     """
     rng = np.random.default_rng(seed)
     depths = sorted(float(d) for d in depths)
@@ -177,7 +178,14 @@ def make_scene(width: int, height: int, *, depths=(0.5, 1.5, 3.0), seed: int = 0
         axes = (column * rng.uniform(0.3, 0.4), height * rng.uniform(0.25, 0.35))
         mask = ellipse_mask(width, height, centre, axes, rng.uniform(-30.0, 30.0))
         layers.append(Layer(dead_leaves(width, height, rng), mask, d))
+    if contrast != 1.0:
+        layers = [Layer(_with_contrast(layer.radiance, contrast), layer.alpha, layer.depth) for layer in layers]
     return Scene.from_layers(layers)
+
+
+def _with_contrast(texture: np.ndarray, contrast: float) -> np.ndarray:
+    mean = texture.mean(axis=(0, 1), keepdims=True)
+    return (mean + np.float32(contrast) * (texture - mean)).astype(np.float32)
 
 
 def checkerboard_image(width: int, height: int, corners: tuple[int, int], homography: np.ndarray, *,
