@@ -220,8 +220,7 @@ def simulate_cmd(
     With --target: a spatial-calibration recording of a blinking chessboard instead (calibrate the simulated rig
     with `focalrig calibrate SWEEPS_REC --target TARGET_REC`).
     """
-    from capture.recording.ground_truth import write_ground_truth
-    from drivers.registry import open_rig
+    from capture.recording.simulated import record_simulation
 
     set_ = [*list(set_ or []), f"sim.realtime={'true' if realtime else 'false'}"]
     cfg, sweep_plan = _load(ctx, config, set_, plan, sweeps, None)
@@ -240,12 +239,9 @@ def simulate_cmd(
     from capture.recording import preflight
 
     preflight(out_dir, sweep_plan.expected_volume(_frame_size(cfg))["total_bytes"], sweep_plan.min_free_mib)
-    with open_rig(cfg) as rig:
-        engine = CaptureEngine(rig, sweep_plan, out_dir, keep_sweeps=False)
-        st = run_with_progress(engine)
-        if st.recording is not None and rig.sim is not None:
-            write_ground_truth(st.recording, rig.sim, 0.0, max(st.t_event_us, 1))
-            console.print(f"ground truth → {st.recording / 'ground_truth'}", highlight=False)
+    st = record_simulation(cfg, sweep_plan, out_dir, run=run_with_progress)
+    if st.recording is not None:
+        console.print(f"ground truth → {st.recording / 'ground_truth'}", highlight=False)
     _report(st)
 
 
