@@ -32,15 +32,17 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
 
 
-def psnr(reference: np.ndarray, image: np.ndarray, data_range_: float | None = None) -> float:
-    """Peak signal-to-noise ratio in dB (inf for identical images)."""
+def psnr(reference: np.ndarray, image: np.ndarray, data_range_: float | None = None, *,
+         mask: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio in dB (inf for identical images), over the pixels of ``mask`` (H, W) if given."""
     _check_pair(reference, image)
     peak = data_range(reference) if data_range_ is None else data_range_
-    mse = float(np.mean((reference.astype(np.float64) - image.astype(np.float64)) ** 2))
+    sq = (reference.astype(np.float64) - image.astype(np.float64)) ** 2
+    mse = float(np.mean(sq if mask is None else sq[mask]))
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
-def _ssim_plane(x: np.ndarray, y: np.ndarray, peak: float) -> float:
+def _ssim_plane(x: np.ndarray, y: np.ndarray, peak: float, mask: np.ndarray | None = None) -> float:
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
 
     def blur(a):
@@ -50,18 +52,22 @@ def _ssim_plane(x: np.ndarray, y: np.ndarray, peak: float) -> float:
     vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     pad = 5
-    core = s[pad:-pad, pad:-pad] if min(s.shape) > 2 * pad else s
-    return float(core.mean())
+    if min(s.shape) > 2 * pad:
+        s = s[pad:-pad, pad:-pad]
+        mask = None if mask is None else mask[pad:-pad, pad:-pad]
+    return float(s.mean() if mask is None else s[mask].mean())
 
 
-def ssim(reference: np.ndarray, image: np.ndarray, data_range_: float | None = None) -> float:
-    """Mean SSIM (Gaussian window); channels of a colour image are averaged."""
+def ssim(reference: np.ndarray, image: np.ndarray, data_range_: float | None = None, *,
+         mask: np.ndarray | None = None) -> float:
+    """Mean SSIM (Gaussian window) over the pixels of ``mask`` (H, W) if given; a colour image's channels are
+    averaged."""
     _check_pair(reference, image)
     peak = data_range(reference) if data_range_ is None else data_range_
     x, y = reference.astype(np.float64), image.astype(np.float64)
     if x.ndim == 2:
-        return _ssim_plane(x, y, peak)
-    return float(np.mean([_ssim_plane(x[..., c], y[..., c], peak) for c in range(x.shape[2])]))
+        return _ssim_plane(x, y, peak, mask)
+    return float(np.mean([_ssim_plane(x[..., c], y[..., c], peak, mask) for c in range(x.shape[2])]))
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
