@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from drivers.events.dtypes import make_cd, make_triggers
 from drivers.openeb import OpenEB, find_openeb, where_looked
 
 WORKER = Path(__file__).with_name("openeb_worker.py")
@@ -65,7 +66,8 @@ class Oracle:
 
     def cut(self, src: str | Path, out: str | Path, start_s: float, end_s: float) -> None:
         """``metavision_file_cutter``: the part of ``src`` from ``start_s`` to ``end_s`` after its start."""
-        self.run_tool("metavision_file_cutter", "-i", src, "-o", out, "-s", repr(start_s), "-e", repr(end_s))
+        times = ("-s", str(float(start_s)), "-e", str(float(end_s)))
+        self.run_tool("metavision_file_cutter", "-i", src, "-o", out, *times)
 
     # -- Python API, in OpenEB's interpreter ---------------------------------------------------------------
     def decode(self, path: str | Path, *, time_shift: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +103,7 @@ class Oracle:
             if as_json:
                 return json.loads(Path(job["out"]).read_text())
             with np.load(job["out"]) as data:
-                return {k: data[k] for k in data.files}
+                return {k: _metavision_dtype(data[k]) for k in data.files}
 
     def _run(self, cmd: list[str], cwd: str | Path | None) -> str:
         try:
@@ -113,3 +115,13 @@ class Oracle:
             tail = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
             raise OpenEBError(f"{' '.join(cmd)} exited with {proc.returncode}: {tail}")
         return proc.stdout
+
+
+def _metavision_dtype(arr: np.ndarray) -> np.ndarray:
+    """Event arrays in focalrig's Metavision dtypes (padding and all): ``.npz`` files keep fields, not layouts."""
+    names = arr.dtype.names or ()
+    if set(names) >= {"x", "y", "p", "t"}:
+        return make_cd(arr["x"], arr["y"], arr["p"], arr["t"])
+    if set(names) >= {"p", "t", "id"}:
+        return make_triggers(arr["p"], arr["t"], arr["id"])
+    return arr
