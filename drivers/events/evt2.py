@@ -7,10 +7,12 @@ offset. The time helpers below are shared with EVT 2.1, whose time words work th
 Decoder departures from OpenEB, all invisible on well-formed streams:
 
 * OpenEB looks for a time wrap once per read buffer (comparing the buffer's last TIME_HIGH with the
-  time base) and only then applies the wrap rule word by word. focalrig applies the rule to every
-  TIME_HIGH, because its results must not depend on how a file happens to be cut into blocks. The
-  two agree whenever a wrap is announced by a TIME_HIGH within ~10 ms after it, which OpenEB's and
-  focalrig's encoders always do.
+  time base at the buffer's start) and only then applies the wrap rule word by word. focalrig applies
+  the rule to every TIME_HIGH, because its results must not depend on how a file happens to be cut
+  into blocks. The two agree when OpenEB's buffer holding the wrap ends within 10 ms after it; a
+  longer buffer, or a stream that starts past a wrap, OpenEB decodes modulo 2^34 µs, whatever the
+  encoder wrote (measured with OpenEB 5.1.1, ``tests/test_openeb_files.py``). Only streams reaching
+  4.77 h of camera time are concerned.
 """
 
 from __future__ import annotations
