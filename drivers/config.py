@@ -164,7 +164,8 @@ class SimConfig(StrictModel):
     noise_rate_hz: float = Field(0.1, ge=0, description="background (shot-noise) events per pixel per second")
     hot_pixels: int = Field(0, ge=0, description="number of hot pixels firing at 100 Hz")
     white_e: float = Field(5_000.0, gt=0, description="photo-electrons a white surface gives one frame pixel in one "
-                           "exposure: the light level (a few hundred for low light)")
+                           "exposure: the light level (a few hundred for low light); the camera's gain keeps white "
+                           "at the same code, so less light means more noise, not a darker image")
     read_noise_e: float = Field(3.0, ge=0, description="frame camera read noise (electrons RMS)")
     full_well_e: float = Field(10_000.0, gt=0, description="frame camera full-well capacity (electrons)")
     bit_depth: int = Field(8, ge=1, le=16, description="frame camera ADC bits (8: uint8 images, more: uint16)")

@@ -74,8 +74,8 @@ def test_config_scene_options_user_image_and_slanted_background(tmp_path):
 
 
 def test_config_light_texture_and_beam_splitter_keys_reach_the_simulator():
-    """sim.white_e sets the photo-electrons (so the frame noise), sim.texture_contrast the scene's contrast about the
-    same mean, and the splitter keys the event view's rotation, shift and perspective."""
+    """sim.white_e sets the photo-electrons (so the frame noise, not the brightness), sim.texture_contrast the
+    scene's contrast about the same mean, and the splitter keys the event view's rotation, shift and perspective."""
     from drivers.config import SimConfig
     from drivers.sim.optics import EventGeometry
 
@@ -92,6 +92,7 @@ def test_config_light_texture_and_beam_splitter_keys_reach_the_simulator():
     dim = SimRig.from_config(base.model_copy(update={"white_e": 250.0})).noise.apply(grey, rng).astype(np.float64)
     snr = lambda img: img.mean() / img.std()  # noqa: E731 - shot-noise-limited: SNR = sqrt(electrons)
     assert snr(bright) == pytest.approx(np.sqrt(2500), rel=0.1) and snr(dim) == pytest.approx(np.sqrt(125), rel=0.1)
+    assert dim.mean() == pytest.approx(bright.mean(), rel=0.01)  # the camera's gain keeps white where it was
 
     turned = SimRig.from_config(base.model_copy(update={"event_size": (120, 90), "splitter_angle_deg": 3.0,
                                                         "splitter_shift_px": (5.0, -2.0),

@@ -1,4 +1,4 @@
-"""``focalrig bench fusion|capture|slice|net|io|sim``: the benchmark commands and their options.
+"""``focalrig bench fusion|capture|slice|net|io|sim|e2e``: the benchmark commands and their options.
 
 Each command parses its options and hands over to its module in :mod:`app.bench`, imported only when the
 command runs. Figures are printed, never asserted.
@@ -100,3 +100,31 @@ def bench_sim(
     from app.bench.sim import run_sim_benchmarks
 
     run_sim_benchmarks(console, frames=frames)
+
+
+@bench_app.command("e2e")
+@friendly_errors
+def bench_e2e(
+    regimes: Annotated[str, typer.Option(help="Comma-separated rig regimes: default, 8hz, 10hz, low-light, "
+                                              "weak-texture, moving, splitter.")] = "all",
+    seeds: Annotated[int, typer.Option(help="Scenes (simulator seeds 0..K-1) per regime.", min=1)] = 3,
+    sweeps: Annotated[int, typer.Option(help="Sweeps recorded per scene; each is stacked and fused.", min=1)] = 2,
+    methods: Annotated[str, typer.Option(help="Comma-separated fusion methods; options after a colon "
+                                              "(e.g. 'classical:output=\"gather\"'), separated by semicolons "
+                                              "between methods.")] = "classical;net",
+    planes: Annotated[int, typer.Option(help="Most planes per stack (every frame of the sweep when fewer).",
+                                        min=2)] = 16,
+    keep: Annotated[Path | None, typer.Option(help="Keep the recordings and calibrations under this folder "
+                                              "(default: a temporary folder, deleted).", show_default=False)] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every row and the summary to this JSON "
+                                                  "file.", show_default=False)] = None,
+) -> None:
+    """The product path — simulate → calibrate → stack → fuse — scored against the simulator's truth per rig regime:
+    all-in-focus PSNR/SSIM, depth error, time per sweep, beside the best single-frame and near-best-average
+    oracles."""
+    from app.bench.e2e import DEFAULT_REGIMES, run_e2e_benchmark
+
+    names = list(DEFAULT_REGIMES) if regimes == "all" else [r.strip() for r in regimes.split(",") if r.strip()]
+    run_e2e_benchmark(console, regimes=names, seeds=seeds, sweeps=sweeps,
+                      methods=[m.strip() for m in methods.split(";") if m.strip()], planes=planes, keep=keep,
+                      json_path=json_out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -101,6 +101,14 @@ class SensorNoise:
     def __post_init__(self) -> None:
         if not 1 <= self.bit_depth <= 16:
             raise ValueError("bit_depth must be 1..16")
+
+    @classmethod
+    def for_light(cls, white_e: float, **kwargs) -> SensorNoise:
+        """A sensor whose white surface collects ``white_e`` photo-electrons per exposure, with the gain a camera's
+        auto-gain would set: white stays at the code it has at the default light level (half of full scale), so
+        less light makes a noisier image, not a darker one."""
+        noise = cls(electrons_per_unit=white_e, **kwargs)
+        return replace(noise, e_per_dn=noise.gain_e_per_dn * white_e / cls.electrons_per_unit)
 
     @property
     def max_dn(self) -> int:

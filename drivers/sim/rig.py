@@ -79,8 +79,8 @@ class SimRig:
     @classmethod
     def from_config(cls, cfg: SimConfig) -> SimRig:
         """The rig a ``[sim]`` config section describes."""
-        noise = SensorNoise(full_well_e=cfg.full_well_e, electrons_per_unit=cfg.white_e, read_noise_e=cfg.read_noise_e,
-                            bit_depth=cfg.bit_depth, gaussian_above_e=cfg.gaussian_shot_noise_above_e)
+        noise = SensorNoise.for_light(cfg.white_e, full_well_e=cfg.full_well_e, read_noise_e=cfg.read_noise_e,
+                                      bit_depth=cfg.bit_depth, gaussian_above_e=cfg.gaussian_shot_noise_above_e)
         image = None
         if cfg.background_image:
             image = cv2.imread(cfg.background_image, cv2.IMREAD_COLOR)
