@@ -26,7 +26,7 @@ import numpy as np
 
 from capture.plan import SweepPlan
 from capture.recording import RecordingWriter, create_recording_dir, preflight
-from capture.replay import ReplayEventCamera, ReplayFrameCamera, ReplayRig
+from capture.replay import ReplayFrameCamera, ReplayRig
 from capture.signals import Signal
 from capture.sweep import CommandedSweep
 from capture.sync import HostClockMap, StrobeMatcher, SweepAssembler, SyncStats, commanded_samples
@@ -135,7 +135,8 @@ class CaptureEngine:
         self.keep_sweeps = keep_sweeps
         if lossless is None:  # sources not paced by the wall clock can be throttled instead of dropped
             lossless = (rig.sim is not None and not rig.sim.realtime) or (
-                isinstance(rig, ReplayRig) and rig.config.get("realtime") is False)
+                isinstance(rig, ReplayRig) and rig.config.get("realtime") is False) or (
+                rig.event_camera is not None and not rig.event_camera.paced)
         self.lossless = lossless
         self.signals = EngineSignals()
         self.uid = str(uuid.uuid4())
@@ -388,6 +389,11 @@ class CaptureEngine:
                 with self._lock:
                     self._exit = self._exit or ("success", "end of the replayed recording")
                 break
+            cam = self.rig.event_camera
+            if not isinstance(self.rig, ReplayRig) and cam is not None and cam.at_end:  # a recording as a camera
+                with self._lock:
+                    self._exit = self._exit or ("success", "end of the event camera's recording")
+                break
             self._done.wait(0.001 if stepped else 0.02)
 
     def _check_sync(self) -> None:
@@ -469,7 +475,7 @@ class CaptureEngine:
             while not self._abort.is_set():
                 chunk = cam.read(0.05)
                 if chunk is None:
-                    if self._done.is_set() or (isinstance(cam, ReplayEventCamera) and cam.at_end):
+                    if self._done.is_set() or cam.at_end:
                         break
                     continue
                 self._offer("events", chunk, chunk.cd.nbytes + len(chunk.raw or b""), self._event_budget,

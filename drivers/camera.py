@@ -89,6 +89,19 @@ class Camera(ABC):
 class EventCamera(Camera):
     """An event camera (live, simulated or replayed). Use as a context manager."""
 
+    #: True once a finite source (a recording played as a camera) has delivered its last chunk; a camera's
+    #: stream never ends this way.
+    at_end: bool = False
+
+    @property
+    def paced(self) -> bool:
+        """True when data come at the pace of the world (a camera): capture drops what it cannot keep up with.
+
+        False for a source that delivers as fast as it is read (a recording played as a camera): capture
+        then waits for room instead, since nothing is lost by waiting.
+        """
+        return True
+
     @property
     def raw_format(self) -> str | None:
         """Native encoding of ``EventChunk.raw`` ("EVT3", "EVT2"), or None when chunks carry no raw bytes."""

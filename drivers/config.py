@@ -64,6 +64,12 @@ class EventCameraConfig(StrictModel):
         description="prophesee: serial number of the camera to open (as `metavision_platform_info` prints it); empty "
         "= the first camera found",
     )
+    raw_file: str = Field(
+        "",
+        description="prophesee: a RAW recording to open as the device instead of a camera (OpenEB's HAL streams it "
+        "through the same events stream and decoders, as fast as it reads; it has no biases, ROI or trigger-in); "
+        "empty = a camera",
+    )
     biases: dict[str, int] = Field(
         default_factory=dict,
         description="prophesee: sensor biases by name (bias_diff_on, bias_diff_off, bias_fo, bias_hpf, bias_refr), "
@@ -82,6 +88,16 @@ class EventCameraConfig(StrictModel):
         if roi and (len(roi) != 4 or roi[0] < 0 or roi[1] < 0 or roi[2] <= 0 or roi[3] <= 0):
             raise ValueError(f"roi must be [] or [x >= 0, y >= 0, width > 0, height > 0], got {list(roi)}")
         return roi
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EventCameraConfig:
+        if self.raw_file and self.serial:
+            raise ValueError("give either event_camera.serial (a camera) or event_camera.raw_file (a recording), "
+                             "not both")
+        if self.raw_file and self.backend != "prophesee":
+            raise ValueError(f"event_camera.raw_file is a prophesee option; this camera is {self.backend!r} "
+                             "(replay a recording with `focalrig capture --replay` instead)")
+        return self
 
 
 class FrameCameraConfig(StrictModel):

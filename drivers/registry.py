@@ -70,7 +70,7 @@ def make_event_camera(cfg: EventCameraConfig, sim: SimRig | None = None,
     elif cfg.backend == "prophesee":
         from drivers.prophesee import PropheseeCamera
 
-        camera = PropheseeCamera(cfg.serial, chunk_us=cfg.chunk_us)
+        camera = PropheseeCamera(cfg.serial, chunk_us=cfg.chunk_us, raw_file=cfg.raw_file or None)
     else:
         raise ValueError(f"unknown event camera backend {cfg.backend!r}")
     try:

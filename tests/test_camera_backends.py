@@ -154,11 +154,20 @@ def test_basler_errors_name_the_problem(pylon_emulator):
 
 
 # -- Prophesee (OpenEB) ------------------------------------------------------------------------------------------
-def test_prophesee_without_openeb_says_how_to_install_it_and_open_rig_leaves_the_lens_safe():
-    import importlib.util
+@pytest.fixture
+def no_openeb(monkeypatch, tmp_path):
+    """This process as on a machine without OpenEB: the bindings do not import and no install is found."""
+    import sys
 
-    if importlib.util.find_spec("metavision_hal") is not None:
-        pytest.skip("OpenEB is installed here: the missing-SDK path cannot be exercised")
+    from drivers import openeb
+
+    monkeypatch.setitem(sys.modules, "metavision_hal", None)  # `import metavision_hal` raises ImportError
+    for var in openeb.ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(openeb, "DEFAULT_PREFIX", tmp_path / "no-openeb")
+
+
+def test_prophesee_without_openeb_says_how_to_install_it_and_open_rig_leaves_the_lens_safe(no_openeb):
     from drivers.prophesee import PropheseeCamera
     from drivers.sim import get_simulator
 
@@ -206,3 +215,135 @@ def test_raw_chunker_turns_real_evt3_usb_buffers_into_the_same_events_in_chunks(
     assert np.array_equal(cd_out, cd_in[cd_in["t"] < t_last]) and cd_out.size > 1000
     assert np.array_equal(trig_out, trig_in[trig_in["t"] < t_last]) and trig_out.size > 0
     assert stream.startswith(b"".join(c.raw for c in chunks))  # whole buffers, in order
+
+
+# -- Prophesee facilities a RAW file device lacks (biases, ROI, trigger-in), mapped onto a stand-in HAL ------------
+#: Every HAL name the stand-in below answers to; test_prophesee_hal.py checks each exists in OpenEB 5.1.1.
+FAKE_HAL_API = {
+    "DeviceDiscovery": ("open", "list"),
+    "Device": ("get_i_hw_identification", "get_i_geometry", "get_i_events_stream", "get_i_ll_biases", "get_i_roi",
+               "get_i_trigger_in"),
+    "I_HW_Identification": ("get_serial", "get_integrator", "get_sensor_info", "get_current_data_encoding_format",
+                            "get_header", "get_system_info"),
+    "I_Geometry": ("get_width", "get_height"),
+    "RawFileHeader": ("get_header_map",),
+    "SensorInfo": ("name", "major_version", "minor_version"),
+    "I_EventsStream": ("start", "stop", "poll_buffer", "get_latest_raw_data", "log_raw_data", "stop_log_raw_data"),
+    "I_LL_Biases": ("get_all_biases", "set", "get_bias_info"),
+    "LL_Bias_Info": ("get_bias_allowed_range",),
+    "I_ROI": ("Window", "set_window", "enable"),
+    "I_TriggerIn": ("get_available_channels", "enable"),
+}
+
+
+class _StandInHal:
+    """An EVK4 as OpenEB 5.1.1's HAL presents it, reduced to the calls the backend makes (see FAKE_HAL_API)."""
+
+    def __init__(self, *, facilities: bool = True) -> None:
+        from types import SimpleNamespace as NS
+
+        self.calls: list[tuple] = []
+        record = self.calls.append
+        biases = {"bias_diff_on": 0, "bias_diff_off": 0, "bias_fo": 0, "bias_hpf": 0, "bias_refr": 0}
+
+        def set_bias(name, value):
+            record(("bias", name, value))
+            return -150 <= value <= 200
+
+        header = {"serial_number": "00050423", "system_ID": "49", "format": "EVT3;height=720;width=1280",
+                  "date": "2026-01-01 00:00:00", "plugin_name": "hal_plugin_imx636_evk4"}
+        ident = NS(get_serial=lambda: "00050423", get_integrator=lambda: "Prophesee",
+                   get_sensor_info=lambda: NS(name="IMX636", major_version=4, minor_version=2),
+                   get_current_data_encoding_format=lambda: "EVT3",
+                   get_header=lambda: NS(get_header_map=lambda: header),
+                   get_system_info=lambda: {"Connection": "USB"})
+        ll = NS(get_all_biases=lambda: dict(biases), set=set_bias,
+                get_bias_info=lambda name: NS(get_bias_allowed_range=lambda: (-150, 200)))
+        roi = NS(set_window=lambda w: record(("roi", w)), enable=lambda on: record(("roi_enable", on)))
+        channels = {"MAIN": 0, "AUX": 1}
+        trigger_in = NS(get_available_channels=lambda: dict(channels),
+                        enable=lambda ch: record(("trigger_in", ch)) or ch != "AUX")
+        stream = NS(start=lambda: None, stop=lambda: None, stop_log_raw_data=lambda: None)
+        self.device = NS(get_i_hw_identification=lambda: ident,
+                         get_i_geometry=lambda: NS(get_width=lambda: 1280, get_height=lambda: 720),
+                         get_i_events_stream=lambda: stream,
+                         get_i_ll_biases=lambda: ll if facilities else None,
+                         get_i_roi=lambda: roi if facilities else None,
+                         get_i_trigger_in=lambda: trigger_in if facilities else None)
+        self.DeviceDiscovery = NS(open=lambda serial: self.device, list=lambda: ["00050423"])
+        self.I_ROI = NS(Window=lambda x, y, w, h: ("Window", x, y, w, h))
+
+
+def stand_in_camera(monkeypatch, **kw):
+    from drivers import prophesee
+
+    hal = _StandInHal(**kw)
+    monkeypatch.setattr(prophesee, "import_hal", lambda: hal)
+    return hal
+
+
+def test_prophesee_configured_biases_and_roi_map_onto_the_hal_facilities(monkeypatch):
+    from drivers.config import EventCameraConfig
+    from drivers.registry import make_event_camera
+
+    hal = stand_in_camera(monkeypatch)
+    cfg = EventCameraConfig(backend="prophesee", serial="00050423", biases={"bias_diff_on": 25, "bias_fo": -35},
+                            roi=(320, 180, 640, 360))
+    with make_event_camera(cfg) as cam:
+        assert hal.calls == [("bias", "bias_diff_on", 25), ("bias", "bias_fo", -35),
+                             ("roi", ("Window", 320, 180, 640, 360)), ("roi_enable", True)]
+        assert cam.identity.serial == "00050423" and cam.identity.model == "Prophesee IMX636"
+        assert cam.identity.extra == {"generation": "4.2", "format": "EVT3", "connection": "USB", "system_id": "49"}
+        header = cam.raw_header
+        assert header["plugin_name"] == "hal_plugin_imx636_evk4" and header["evt"] == "3.0" and "date" not in header
+        assert cam.paced and not cam.at_end
+
+
+def test_prophesee_trigger_in_maps_event_ids_to_hal_channels(monkeypatch):
+    from drivers.prophesee import PropheseeCamera
+
+    hal = stand_in_camera(monkeypatch)
+    with PropheseeCamera("") as cam:
+        cam.enable_trigger_in(0)
+        assert hal.calls == [("trigger_in", "MAIN")]
+        with pytest.raises(CameraError, match="trigger-in AUX refused to enable"):
+            cam.enable_trigger_in(1)
+        with pytest.raises(NotSupportedError, match=r"no trigger-in channel 3; it has 0 \(MAIN\), 1 \(AUX\)"):
+            cam.enable_trigger_in(3)
+
+
+def test_prophesee_bias_errors_name_the_bias_and_what_is_allowed(monkeypatch):
+    from drivers.prophesee import PropheseeCamera
+
+    stand_in_camera(monkeypatch)
+    with PropheseeCamera("") as cam:
+        with pytest.raises(CameraError, match=r"unknown bias 'bias_diff_of'; this sensor has bias_diff_off, bias_d"):
+            cam.set_biases({"bias_diff_of": 3})
+        with pytest.raises(CameraError, match=r"bias bias_hpf = 900 was refused \(range \(-150, 200\)\)"):
+            cam.set_biases({"bias_hpf": 900})
+        with pytest.raises(CameraError, match="ROI 640x360\\+800\\+0 is not inside the 1280x720 sensor"):
+            cam.set_roi(800, 0, 640, 360)
+
+
+def test_prophesee_camera_without_a_facility_says_which_and_what_to_change(monkeypatch):
+    from drivers.prophesee import PropheseeCamera
+
+    stand_in_camera(monkeypatch, facilities=False)
+    with PropheseeCamera("") as cam:
+        for call, words in ((lambda: cam.set_biases({"bias_fo": 1}), r"no biases \(I_LL_Biases\).*event_camera.biases"),
+                            (lambda: cam.set_roi(0, 0, 8, 8), r"no region of interest \(I_ROI\).*event_camera.roi"),
+                            (lambda: cam.enable_trigger_in(0), r"no trigger input \(I_TriggerIn\)")):
+            with pytest.raises(NotSupportedError, match="prophesee 00050423: this camera has " + words):
+                call()
+
+
+def test_prophesee_raw_file_config_is_one_source_and_prophesee_only():
+    from pydantic import ValidationError
+
+    from drivers.config import EventCameraConfig
+
+    assert EventCameraConfig(backend="prophesee", raw_file="rec.raw").raw_file == "rec.raw"
+    with pytest.raises(ValidationError, match=r"either event_camera\.serial .* or event_camera\.raw_file"):
+        EventCameraConfig(backend="prophesee", serial="00050423", raw_file="rec.raw")
+    with pytest.raises(ValidationError, match="raw_file is a prophesee option; this camera is 'sim'"):
+        EventCameraConfig(backend="sim", raw_file="rec.raw")
