@@ -26,6 +26,7 @@ from capture.formats.ecf import (
     ecf_block_length,
     encode_ecf_block,
 )
+from capture.formats.hdf5_attributes import read_attributes
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, HDF5_INDEX, as_events, concat_events
 from drivers.events.validate import check_cd, check_triggers
 
@@ -45,6 +46,9 @@ _TRIGGER_BATCH = 16384  # trigger rows read at a time
 #: EventExtTrigger ids are int16.
 TRIGGER_ID_LIMIT = 32767
 _INDEX_ROWS_PER_WRITE = 1 << 16  # bounds memory when a long time gap adds many index rows at once
+#: Most index rows one write may add (128 MiB, a silence of 4.7 hours): beyond that the times are refused as
+#: corrupt, since the index grows with the time span, not with the events.
+MAX_INDEX_ROWS_PER_WRITE = 1 << 23
 
 
 def _ascii_attribute(obj: h5py.HLObject, key: str, value: str) -> None:
@@ -68,6 +72,19 @@ class _IndexTable:
         self._current = (0, -1)  # first event of the latest non-empty period (OpenEB's pending row)
         self._t_first: int | None = None
         self._n_events = 0
+
+    def check(self, t: np.ndarray) -> None:
+        """Raise ValueError when adding these times would add more than MAX_INDEX_ROWS_PER_WRITE rows."""
+        if t.shape[0] == 0:
+            return
+        t_first = int(t[0]) if self._t_first is None else self._t_first
+        new_rows = (int(t[-1]) - t_first) // INDEX_PERIOD_US + 1 - self._rows
+        if new_rows > MAX_INDEX_ROWS_PER_WRITE:
+            raise ValueError(
+                f"events up to t={int(t[-1])} µs would add {new_rows:,} rows to {self._ds.name} (one per "
+                f"{INDEX_PERIOD_US} µs of time; at most {MAX_INDEX_ROWS_PER_WRITE:,} at once): the timestamps are "
+                "probably corrupt"
+            )
 
     def add(self, t: np.ndarray) -> None:
         """Account for the next time-sorted events of this stream.
@@ -207,8 +224,10 @@ class Hdf5EventWriter(EventFileWriter):
                 triggers = None
             if cd is not None:
                 check_cd(cd, width=self.width, height=self.height, after_t=self._last_cd_t, who="HDF5 writer")
+                self._cd_index.check(cd["t"])
             if triggers is not None:
                 check_triggers(triggers, max_id=TRIGGER_ID_LIMIT, after_t=self._last_trig_t, who="HDF5 writer")
+                self._trig_index.check(triggers["t"])
         except ValueError as exc:
             raise EventFileError(self.path, str(exc)) from exc
         try:
@@ -293,12 +312,32 @@ def _find_dataset(file: h5py.File, name: str, fields: tuple[str, ...], what: str
     return obj
 
 
-def _attribute_text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace")
-    if isinstance(value, np.ndarray) and value.shape == ():
-        return _attribute_text(value.item())
-    return str(value)
+#: What h5py raises for a damaged file: OSError from HDF5's error stack, RuntimeError from iterations,
+#: KeyError from failed lookups, ValueError/TypeError from impossible shapes and types.
+_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+#: Best compression ratio of a standard HDF5 filter (deflate's limit is about 1032:1): rows a file of a
+#: given size can really hold, whatever its (possibly corrupt) extent claims.
+_MAX_COMPRESSION = 1100
+
+
+def _stored_rows(ds: h5py.Dataset, file_size: int, notes: list[str]) -> int:
+    """Rows of a plain (non-ECF) dataset that the file can really hold; never more than its extent.
+
+    HDF5 returns fill values for chunks that were never written, so a corrupt extent (a flipped size field)
+    would otherwise make a reader return billions of zero events from a small file. The allocated chunks,
+    and the file size, bound the rows actually present.
+    """
+    rows = ds.shape[0]
+    if ds.chunks:
+        stored = ds.id.get_num_chunks() * ds.chunks[0]
+    else:
+        stored = ds.id.get_storage_size() // max(ds.dtype.itemsize, 1)
+    stored = min(stored, file_size * _MAX_COMPRESSION // max(ds.dtype.itemsize, 1))
+    if stored < rows:
+        notes.append(f"{ds.name} claims {rows} rows but the file stores at most {stored}: only those are read")
+        log.warning("%s: %s", ds.file.filename, notes[-1])
+        return stored
+    return rows
 
 
 def _geometry(metadata: dict[str, str]) -> tuple[int, int] | None:
@@ -320,8 +359,10 @@ class Hdf5EventReader(EventFileReader):
     writes them.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, width: int | None = None, height: int | None = None) -> None:
+        """Open ``path``; ``width``/``height`` stand in for a sensor size the file's attributes do not give."""
         self.path = Path(path)
+        self._given_geometry = (width, height) if width and height else None
         if not self.path.is_file():
             raise EventFileError(self.path, "no such file")
         try:
@@ -332,11 +373,14 @@ class Hdf5EventReader(EventFileReader):
             raise EventFileError(self.path, "not an HDF5 file (no HDF5 signature)")
         try:
             self._file = h5py.File(self.path, "r")
-        except OSError as exc:
+        except _H5_ERRORS as exc:
             raise EventFileError(self.path, f"cannot open as HDF5: {exc}") from exc
         try:
             self._open_datasets()
-        except Exception:
+        except _H5_ERRORS as exc:
+            self._file.close()
+            raise EventFileError(self.path, f"corrupt HDF5 structure: {exc}") from exc
+        except BaseException:
             self._file.close()
             raise
         self._cd_pos = 0
@@ -397,7 +441,7 @@ class Hdf5EventReader(EventFileReader):
         else:
             inferred.append("no /EXT_TRIGGER group: the file holds no trigger events")
         self._n_cd = self._cd.shape[0]
-        self._n_trig = 0 if self._trig is None else self._trig.shape[0]
+        self._n_trig = 0 if self._trig is None else _stored_rows(self._trig, self.path.stat().st_size, inferred)
 
         dcpl = self._cd.id.get_create_plist()
         filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())] if self._cd.chunks else []
@@ -407,6 +451,7 @@ class Hdf5EventReader(EventFileReader):
         if self._ecf:
             self._block_rows = self._cd.chunks[0]
         else:
+            self._n_cd = _stored_rows(self._cd, self.path.stat().st_size, inferred)
             rows = self._cd.chunks[0] if self._cd.chunks else 1
             self._block_rows = -(-CHUNK_EVENTS // rows) * rows  # whole HDF5 chunks per read
             inferred.append(
@@ -414,9 +459,17 @@ class Hdf5EventReader(EventFileReader):
                 "Metavision's C++ tools cannot read this file"
             )
 
-        metadata = {key: _attribute_text(value) for key, value in f.attrs.items()}
+        attributes = read_attributes(self.path)
+        metadata = dict(attributes["root"])
+        self._offsets: dict[str, str] = attributes["offsets"]
+        for problem in attributes["problems"]:
+            inferred.append(problem)
+            log.warning("%s: %s", self.path, problem)
         geometry = _geometry(metadata)
-        if geometry is None:
+        if geometry is None and self._given_geometry is not None:
+            geometry = self._given_geometry
+            inferred.append(f"geometry {geometry[0]}x{geometry[1]} given by the user (the attributes have none)")
+        elif geometry is None:
             geometry = (0, 0)
             inferred.append("no 'geometry' or 'format' attribute: sensor size unknown (0x0)")
         self.info = EventFileInfo(self.path, "HDF5", geometry[0], geometry[1], metadata, inferred)
@@ -451,7 +504,7 @@ class Hdf5EventReader(EventFileReader):
             events = np.empty(stop - start, EVENT_CD) if out is None else out
             try:
                 self._cd.read_direct(events, np.s_[start:stop])  # HDF5 converts any x/y/p/t compound
-            except (OSError, TypeError, ValueError) as exc:
+            except _H5_ERRORS as exc:
                 where = f"/CD/events rows {start}..{stop - 1}"
                 raise EventFileError(self.path, f"{where}: cannot read: {exc}") from exc
             return events
@@ -467,7 +520,7 @@ class Hdf5EventReader(EventFileReader):
         where = f"/CD/events chunk {k} (events {start}..{stop - 1})"
         try:
             mask, data = self._cd.id.read_direct_chunk((start,))
-        except (OSError, RuntimeError, KeyError) as exc:
+        except _H5_ERRORS as exc:
             raise EventFileError(self.path, f"{where}: chunk missing or unreadable ({exc})") from exc
         try:
             if mask & 1:  # HDF5 skipped the optional filter when this chunk was written: raw EventCD
@@ -513,14 +566,18 @@ class Hdf5EventReader(EventFileReader):
         if index is None or index.shape[0] == 0:
             return 0
         try:
-            offset = int(_attribute_text(index.attrs["offset"]))
+            offset = int(self._offsets[index.name.lstrip("/")])
         except (KeyError, ValueError):
             log.warning("%s: %s has no usable 'offset' attribute; seeking by scanning", self.path, index.name)
             return 0
         rel = t_us + offset
         if rel < 0:
             return 0
-        row = index[min(rel // INDEX_PERIOD_US, index.shape[0] - 1)]
+        try:
+            row = index[min(rel // INDEX_PERIOD_US, index.shape[0] - 1)]
+        except _H5_ERRORS as exc:
+            log.warning("%s: %s is unreadable (%s); seeking by scanning", self.path, index.name, exc)
+            return 0
         event_id, ts = int(row["id"]), int(row["ts"])
         if event_id > n_events or ts > rel:
             log.warning("%s: %s is inconsistent with the events; seeking by scanning", self.path, index.name)
@@ -536,7 +593,7 @@ class Hdf5EventReader(EventFileReader):
             stop = min(self._trig_pos + _TRIGGER_BATCH, self._n_trig)
             try:
                 self._trig_buf = as_events(self._trig[self._trig_pos : stop], EVENT_EXT_TRIGGER)
-            except (OSError, ValueError) as exc:
+            except _H5_ERRORS as exc:
                 raise EventFileError(
                     self.path, f"/EXT_TRIGGER/events rows {self._trig_pos}..{stop - 1}: cannot read: {exc}"
                 ) from exc

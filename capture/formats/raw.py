@@ -92,7 +92,11 @@ class RawEventReader(EventFileReader):
         self._time_shift = time_shift
         self._index: list[_Checkpoint] | None = None
         self._seek_floor: int | None = None
+        #: Set once a read reaches an end that is not a word boundary: bytes of an incomplete word or group.
+        #: A writer flushes whole words, so such a file was cut short or damaged, not stopped at a flush.
         self.truncated = False
+        #: What :attr:`truncated` found, in words (None while the end looks whole).
+        self.truncation: str | None = None
         self._rewind()
 
     # -- public API ------------------------------------------------------------------------
@@ -169,6 +173,7 @@ class RawEventReader(EventFileReader):
             problems.append("an incomplete multi-word group")
         if problems:
             self.truncated = True
+            self.truncation = f"cut mid-word: ignored {' and '.join(problems)} at the end"
             log.warning("%s: file looks truncated: ignored %s at the end", self.path, " and ".join(problems))
         dropped = getattr(dec, "dropped_vector_groups", 0) - dropped_before
         if dropped:

@@ -27,7 +27,7 @@ def open_events(
     height: int | None = None,
     block_bytes: int | None = None,
 ) -> EventFileReader:
-    """A reader for ``path``; ``width``/``height`` supply geometry to files without it (CSV, NPZ).
+    """A reader for ``path``; ``width``/``height`` supply geometry to files without it (CSV, NPZ, damaged HDF5).
 
     ``time_shift`` applies OpenEB's RAW time shift (ignored for other formats, whose times are absolute);
     ``block_bytes`` sets the RAW decoding block size (memory while streaming).
@@ -44,7 +44,7 @@ def open_events(
     if suffix in (".hdf5", ".h5"):
         from capture.formats.hdf5 import Hdf5EventReader
 
-        return Hdf5EventReader(path)
+        return Hdf5EventReader(path, width=width, height=height)
     if suffix == ".npz":
         from capture.formats.npz import read_npz
 

@@ -44,6 +44,22 @@ class EventStats:
         return self.peak_count / (self.peak_window_us * 1e-6)
 
 
+def window_counts(t: np.ndarray, window_us: int) -> tuple[np.ndarray, np.ndarray]:
+    """The occupied ``window_us`` windows of times ``t`` (sorted window numbers) and their event counts.
+
+    Memory follows the number of events, never the time span: a dense histogram (``bincount``) is used
+    only while it has at most a few bins per event; a sparse span — a long gap, or a corrupt file whose
+    few events lie hours apart — is counted with a sort instead of allocating a bin for every empty window.
+    """
+    bins = t // window_us
+    lo, hi = int(bins.min()), int(bins.max())
+    if hi - lo < 4 * bins.shape[0] + 1024:
+        counts = np.bincount(bins - lo)
+        keys = np.flatnonzero(counts)
+        return keys + lo, counts[keys]
+    return np.unique(bins, return_counts=True)
+
+
 def compute_stats(
     reader: EventFileReader,
     *,
@@ -63,15 +79,15 @@ def compute_stats(
             t_min, t_max = int(t.min()), int(t.max())
             s.t_first = t_min if s.t_first is None else min(s.t_first, t_min)
             s.t_last = t_max if s.t_last is None else max(s.t_last, t_max)
-            bins = t // peak_window_us
-            lo = int(bins.min())
-            counts = np.bincount(bins - lo)
-            if open_bin is not None and lo <= open_bin < lo + counts.shape[0]:
-                counts[open_bin - lo] += open_count
-            elif open_bin is not None:
-                s.peak_count = max(s.peak_count, open_count)
+            keys, counts = window_counts(t, peak_window_us)
+            if open_bin is not None:
+                at = int(np.searchsorted(keys, open_bin))
+                if at < keys.shape[0] and keys[at] == open_bin:
+                    counts[at] += open_count
+                else:
+                    s.peak_count = max(s.peak_count, open_count)
             s.peak_count = max(s.peak_count, int(counts[:-1].max()) if counts.shape[0] > 1 else 0)
-            open_bin, open_count = lo + counts.shape[0] - 1, int(counts[-1])
+            open_bin, open_count = int(keys[-1]), int(counts[-1])
         if trig.shape[0]:
             s.n_triggers += trig.shape[0]
             keys, counts = np.unique(np.stack([trig["id"], trig["p"]], axis=1), axis=0, return_counts=True)

@@ -11,6 +11,18 @@ import numpy as np
 from capture.formats.stats import compute_stats
 from capture.recording.reader import Recording
 
+#: Most bins of the event-rate series: 8 MiB of counts, 17 minutes at 1 ms (longer spans get wider bins).
+MAX_RATE_BINS = 1 << 20
+
+
+def rate_bin_for(span_us: int, bin_us: int) -> int:
+    """``bin_us``, widened to a multiple of itself so that ``span_us`` needs at most :data:`MAX_RATE_BINS` bins.
+
+    The rate series is sized by the time span, which a few events of a corrupt file can make hours or years
+    long; widening the bins keeps its memory fixed whatever the span.
+    """
+    return bin_us * max(1, -(-(span_us // bin_us + 1) // MAX_RATE_BINS))
+
 
 def summarize(rec: Recording, *, rate_bin_us: int = 1000) -> dict:
     """A plain dict: status, uid, plan, duration, counts, rates, sync quality; plus ``rate`` (t_us, events/s)."""
@@ -28,6 +40,7 @@ def summarize(rec: Recording, *, rate_bin_us: int = 1000) -> dict:
             stats = compute_stats(reader)
             truncated = bool(getattr(reader, "truncated", False))
         if stats.t_first is not None:
+            rate_bin_us = rate_bin_for(stats.t_last - stats.t_first, rate_bin_us)
             counts = np.zeros((stats.t_last - stats.t_first) // rate_bin_us + 1, np.int64)
             with rec.events() as reader:
                 for cd, _ in reader.read_chunks():
@@ -39,7 +52,8 @@ def summarize(rec: Recording, *, rate_bin_us: int = 1000) -> dict:
                          "trigger_edges": {f"ch{ch}_{'rise' if e else 'fall'}": n
                                            for (ch, e), n in sorted(stats.trigger_edges.items())},
                          "t_first_us": stats.t_first, "t_last_us": stats.t_last,
-                         "mean_rate_hz": stats.mean_rate, "peak_rate_hz": stats.peak_rate, "truncated": truncated}
+                         "mean_rate_hz": stats.mean_rate, "peak_rate_hz": stats.peak_rate, "truncated": truncated,
+                         "rate_bin_us": rate_bin_us}
     frames = rec.frames
     duration_s = 0.0
     if "events" in out and out["events"]["t_first_us"] is not None:

@@ -536,6 +536,10 @@ class Evt3Encoder(EventEncoder):
 
     format_name = "EVT3"
     max_trigger_id = 15
+    #: Most TIME_HIGH words one call may write across silence or a leading offset: 32 MiB, 19 hours. Beyond
+    #: that the times are refused rather than encoded: a few corrupt timestamps (say, a decoded file with
+    #: spurious EVT 2 wraps, hours apart) would otherwise cost gigabytes of output for a handful of events.
+    max_time_high_words = 1 << 24
 
     def __init__(self, width: int, height: int) -> None:
         super().__init__(width, height)
@@ -556,6 +560,13 @@ class Evt3Encoder(EventEncoder):
         else:
             first_index = min(int(a["t"][0]) for a in (cd, triggers) if a.shape[0]) >> 12
             th_words = last_index + 1 - (0 if first_index >= 4096 else first_index)
+        if th_words > self.max_time_high_words:
+            since = "the previous events" if self._state[_E_STARTED] else "t=0"
+            raise ValueError(
+                f"EVT3 encoder: events up to t={max(ends)} µs would need {th_words:,} TIME_HIGH words to cover "
+                f"the time since {since} (at most {self.max_time_high_words:,}, about 19 hours, are written); "
+                "the timestamps are probably corrupt"
+            )
         out = np.empty(3 * n_cd + 2 * n_tr + th_words, np.uint16)  # the kernel's proven word budget
         n = _encode_kernel(cd, triggers, self._state, out, self.width)
         return out[:n].astype("<u2", copy=False)  # EVT3 is little-endian: a no-op on x86 and ARM
