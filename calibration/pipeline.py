@@ -19,7 +19,9 @@ from calibration.breathing import estimate_breathing
 from calibration.model import Calibration, CalibrationError
 from calibration.spatial import Board, TargetView, calibrate_spatial, detect_corners, event_image
 from calibration.temporal import FocalModel, LagFit, estimate_lag, frame_powers
+from capture.formats.stats import window_counts
 from capture.recording import Recording
+from capture.recording.layout import FRAMES_FILE, METADATA
 from capture.sweep import SweepData
 from drivers.camera import Frame
 from drivers.events.dtypes import EVENT_CD, concat_events
@@ -45,10 +47,10 @@ def blink_bursts(t_us: np.ndarray, *, bin_us: int = 1000, min_fraction: float = 
     if len(t_us) == 0:
         return []
     t = np.asarray(t_us, np.int64)
-    t0 = int(t[0])
-    hist = np.bincount((t - t0) // bin_us)
-    busy = hist >= max(1, min_fraction * hist.max())
-    idx = np.flatnonzero(busy)
+    t0 = int(t.min())
+    # Only occupied bins: a dense histogram would be sized by the time span, which a corrupt file stretches.
+    bins, hist = window_counts(t - t0, bin_us)
+    idx = bins[hist >= max(1, min_fraction * hist.max())]
     runs: list[list[int]] = []
     for i in idx:
         if runs and (i - runs[-1][1]) * bin_us <= gap_us:
@@ -160,6 +162,9 @@ def calibrate(*, views: list[BlinkView] | None = None, sweeps: Sequence[SweepDat
 def _target_views(path: Path, board: Board) -> tuple[list[BlinkView], tuple[int, int], tuple[int, int]]:
     """Blink views of a blinking-target recording, with its (RGB, event) sizes."""
     with Recording.open(path) as rec:
+        damaged = rec.part_error(FRAMES_FILE, "the target's frames, which spatial calibration needs")
+        if damaged is not None:
+            raise damaged
         store = rec.frames
         frames = [store[i] for i in np.flatnonzero(store.on_event_clock)]
         rgb_size, event_size = rec.frame_geometry, rec.event_geometry
@@ -171,6 +176,15 @@ def _target_views(path: Path, board: Board) -> tuple[list[BlinkView], tuple[int,
     return blink_views(frames, cd, event_size, board), tuple(rgb_size), tuple(event_size)
 
 
+def _is_target_recording(rec: Recording) -> bool:
+    """True for a readable recording folder that is not a sweep capture (a blinking-target recording).
+
+    Sweep captures record their commanded sweep in ``metadata.json``; without a readable metadata file it
+    cannot be told, and the recording is not taken for a target.
+    """
+    return rec.folder is not None and METADATA not in rec.problems and not rec.metadata.get("commanded")
+
+
 def calibrate_recording(path: str | Path, *, target: str | Path | None = None, board: Board | None = None,
                         n_sweeps: int = 5, min_views_intrinsics: int = 8, breathing: bool = True) -> CalibrationRun:
     """Calibrate from recordings: timing and breathing from the first ``n_sweeps`` sweeps of ``path`` (if it has
@@ -179,9 +193,14 @@ def calibrate_recording(path: str | Path, *, target: str | Path | None = None, b
     path = Path(path)
     board = board or Board()
     with Recording.open(path) as rec:
-        has_sweeps = rec.folder is not None and len(rec) > 0
-        sweeps = list(islice(rec.sweeps(), n_sweeps)) if has_sweeps else []
-    target = Path(target) if target is not None else (None if has_sweeps else path)
+        no_sweeps = rec.no_sweeps_reason()
+        if no_sweeps is not None and (target is not None or not _is_target_recording(rec)):
+            # Timing and breathing were asked for (a separate target, or a sweep recording): a calibration
+            # silently missing them would only fail later, at slicing, far from the cause.
+            raise CalibrationError(f"{no_sweeps}. Lens lag and focus breathing are measured on sweeps, so there is "
+                                   "nothing to calibrate them from")
+        sweeps = list(islice(rec.sweeps(), n_sweeps)) if no_sweeps is None else []
+    target = Path(target) if target is not None else (None if sweeps else path)
     views, rgb_size, event_size = _target_views(target, board) if target is not None else ([], None, None)
     meta = {"recording": str(path), "target_recording": None if target is None else str(target),
             "board": list(board.corners), "sweeps_used": [s.index for s in sweeps]}

@@ -106,15 +106,21 @@ class RunLog:
 
 
 def read_run_log(path: Path) -> list[dict]:
-    """Every complete document of a run log; a line cut by a crash (the last one) is ignored."""
+    """Every complete document of a run log; a line cut by a crash (the last one) is ignored.
+
+    So is any other line that is not a JSON object (a damaged disk block): the documents after it are
+    still read, since the stop document at the end is what tells a finished recording from a crashed one.
+    """
     docs = []
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return docs
-    for line in text.splitlines():
+    for line in data.splitlines():
         try:
-            docs.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+            doc = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(doc, dict):
+            docs.append(doc)
     return docs

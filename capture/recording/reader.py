@@ -3,6 +3,12 @@
 A recording cut off by a crash opens like any other: everything flushed before the crash is there, and
 ``status`` says ``incomplete`` (no stop document) rather than failing. HDF5 files left "open for write" by a
 killed SWMR writer are opened in SWMR read mode, which HDF5 allows without ``h5clear``.
+
+A recording with a part missing, empty or damaged (copied without ``sync.h5``, a truncated ``frames.h5``, an
+unreadable ``metadata.json``) opens too, so that whatever is intact stays readable: :attr:`Recording.problems`
+names each damaged part and what is wrong with it, ``status`` becomes ``incomplete``, and any step that needs
+a damaged part (sweeps need ``sync.h5`` and the commanded sweep of ``metadata.json``) raises a
+:class:`~capture.recording.layout.RecordingError` naming that file instead of quietly working with nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import h5py
 import numpy as np
@@ -23,41 +30,70 @@ from capture.sweep import CommandedSweep, SweepData
 from drivers.camera import Frame
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER, concat_events
 
+#: What h5py raises for a damaged file (HDF5's error stack as OSError, failed lookups as KeyError, ...).
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
 
 def open_h5(path: Path) -> h5py.File:
     """Open read-only; a file whose SWMR writer was killed is opened in SWMR read mode instead of refused."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise layout.RecordingError(f"{path}: empty file (0 bytes)")
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
+    except H5_ERRORS as exc:
         if "open for write" not in str(exc) and "consistency flags" not in str(exc):
             raise layout.RecordingError(f"{path}: unreadable HDF5 file ({exc})") from None
     try:
         return h5py.File(path, "r", swmr=True)
-    except OSError as exc:
+    except H5_ERRORS as exc:
         raise layout.RecordingError(f"{path}: unreadable HDF5 file even in SWMR mode ({exc})") from None
+
+
+def _part_problem(path: Path) -> str | None:
+    """``missing`` or ``empty (0 bytes)`` for a recording part that holds nothing, else None."""
+    if not path.is_file():
+        return "missing"
+    if path.stat().st_size == 0:
+        return "empty (0 bytes)"
+    return None
 
 
 class FrameStore:
     """The frames of a recording: ``len``, ``store[i]`` → Frame, and the per-frame time arrays (event clock µs)."""
 
+    #: Per-frame datasets next to ``image`` and their dtypes.
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "index": "<i8", "exposure_start_us": "<i8", "exposure_end_us": "<i8", "focal_power_dpt": "<f8",
+        "time_source": "u1",
+    }
+
     def __init__(self, path: Path | None) -> None:
+        """Open ``frames.h5`` (None or an absent file: no frames); raises RecordingError naming a damaged file."""
+        self.path = path
         self._file = open_h5(path) if path is not None and path.is_file() else None
+        try:
+            self._load()
+        except H5_ERRORS as exc:
+            self.close()
+            raise layout.RecordingError(f"{path}: damaged frames file ({exc})") from None
+
+    def _load(self) -> None:
         g = self._file["frames"] if self._file is not None else None
         self._image = g["image"] if g is not None else None
+        if self._image is not None and (self._image.ndim not in (3, 4) or self._image.dtype.kind != "u"):
+            raise ValueError(f"/frames/image has shape {self._image.shape} and dtype {self._image.dtype}")
         n = self._image.shape[0] if g is not None else 0
         # A killed writer may have grown one dataset before the others: trust only rows every dataset has.
         if g is not None:
-            n = min(g[name].shape[0] for name in g)
+            n = min([n] + [g[name].shape[0] for name in self.COLUMNS])
         self._n = n
-
-        def col(name: str, dtype: str) -> np.ndarray:
-            return g[name][:n] if g is not None else np.empty(0, dtype)
-
-        self.index = col("index", "<i8")
-        self.exposure_start_us = col("exposure_start_us", "<i8")
-        self.exposure_end_us = col("exposure_end_us", "<i8")
-        self.focal_power_dpt = col("focal_power_dpt", "<f8")
-        self.time_source = col("time_source", "u1")
+        for name, dtype in self.COLUMNS.items():
+            col = np.asarray(g[name][:n], dtype) if g is not None else np.empty(0, dtype)
+            if col.shape != (n,):
+                raise ValueError(f"/frames/{name} has shape {col.shape}, expected ({n},)")
+            setattr(self, name, col)
+        if n and not np.all(self.time_source < len(TIME_SOURCES)):
+            raise ValueError("/frames/time_source holds codes outside " + ", ".join(TIME_SOURCES))
 
     def __len__(self) -> int:
         return self._n
@@ -84,45 +120,79 @@ class FrameStore:
         i %= self._n
         source = TIME_SOURCES[int(self.time_source[i])]
         power = float(self.focal_power_dpt[i])
-        return Frame(np.asarray(self._image[i]), int(self.index[i]), int(self.exposure_start_us[i]),
+        try:
+            image = np.asarray(self._image[i])
+        except H5_ERRORS as exc:
+            raise layout.RecordingError(f"{self.path}: frame {i} is unreadable ({exc})") from None
+        return Frame(image, int(self.index[i]), int(self.exposure_start_us[i]),
                      int(self.exposure_end_us[i]), "camera" if source == "camera" else "event",
                      None if np.isnan(power) else power)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+            self._file = None
 
 
 class Recording:
     """A recording opened for reading. Use :meth:`open`; close it (or use ``with``) to release the files."""
 
     def __init__(self, path: Path, folder: Path | None, events_path: Path | None, metadata: dict,
-                 docs: list[dict]) -> None:
+                 docs: list[dict], problems: dict[str, str] | None = None) -> None:
         self.path = path
         self.folder = folder
         self.events_path = events_path
         self.metadata = metadata
         self.docs = docs
+        #: Damaged parts of a recording folder: file name -> what is wrong with it (empty when all is well).
+        self.problems: dict[str, str] = dict(problems or {})
         stop = [d for d in docs if d.get("doc") == "stop"]
         self._stop = stop[-1] if stop else None
-        self._sync = open_h5(folder / layout.SYNC_FILE) if folder and (folder / layout.SYNC_FILE).is_file() else None
-        self.frames = FrameStore(folder / layout.FRAMES_FILE if folder else None)
+        self._sync: h5py.File | None = None
+        self.frames = FrameStore(None)
+        if folder is None:
+            return
+        for name in self.expected_parts():
+            problem = _part_problem(folder / name)
+            if problem is not None:
+                self.problems.setdefault(name, problem)
+        if layout.SYNC_FILE not in self.problems:
+            try:
+                self._sync = open_h5(folder / layout.SYNC_FILE)
+            except layout.RecordingError as exc:
+                self.problems[layout.SYNC_FILE] = _problem_text(exc, folder / layout.SYNC_FILE)
+        if layout.FRAMES_FILE not in self.problems and (folder / layout.FRAMES_FILE).is_file():
+            try:
+                self.frames = FrameStore(folder / layout.FRAMES_FILE)
+            except layout.RecordingError as exc:
+                self.problems[layout.FRAMES_FILE] = _problem_text(exc, folder / layout.FRAMES_FILE)
 
     @classmethod
     def open(cls, path: str | Path) -> Recording:
-        """A recording folder, or a bare event file (.raw/.hdf5/...) as an events-only recording."""
+        """A recording folder, or a bare event file (.raw/.hdf5/...) as an events-only recording.
+
+        A folder opens whenever it holds a ``metadata.json`` or a ``run.jsonl``, whatever state the other
+        parts are in: see :attr:`problems`.
+        """
         path = Path(path)
         if path.is_dir():
             meta_path = path / layout.METADATA
             if not meta_path.is_file() and not (path / layout.RUN_LOG).is_file():
                 raise layout.RecordingError(f"{path}: not a focalrig recording (no {layout.METADATA} or "
                                             f"{layout.RUN_LOG})")
-            try:
-                metadata = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-            except json.JSONDecodeError as exc:
-                raise layout.RecordingError(f"{meta_path}: not valid JSON ({exc})") from None
+            problems: dict[str, str] = {}
+            metadata: dict = {}
+            if meta_path.is_file() and meta_path.stat().st_size:
+                try:
+                    metadata = json.loads(meta_path.read_bytes().decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    problems[layout.METADATA] = f"not valid JSON ({exc})"
+                if not isinstance(metadata, dict):
+                    problems[layout.METADATA] = f"holds a JSON {type(metadata).__name__}, not an object"
+                    metadata = {}
             events = path / layout.EVENTS_FILE
-            return cls(path, path, events if events.is_file() else None, metadata, read_run_log(path / layout.RUN_LOG))
+            return cls(path, path, events if events.is_file() else None, metadata, read_run_log(path / layout.RUN_LOG),
+                       problems)
         if path.is_file():
             with _events(path) as reader:
                 info = reader.info
@@ -130,6 +200,33 @@ class Recording:
                                                                                                   info.height]}
             return cls(path, None, path, meta, [])
         raise layout.RecordingError(f"{path}: no such recording folder or event file")
+
+    def expected_parts(self) -> list[str]:
+        """The files this recording should have, from what its documents say was recorded.
+
+        ``frames.h5`` is created at the first frame and ``events.raw`` only with an event camera, so each is
+        expected only when the metadata or the run log says that stream was recorded (or cannot tell).
+        """
+        parts = [layout.METADATA, layout.RUN_LOG, layout.SYNC_FILE]
+        descriptor = next((d for d in self.docs if d.get("doc") == "descriptor"), None)
+        streams = descriptor.get("streams") if isinstance(descriptor, dict) else None
+        streams = streams if isinstance(streams, dict) else {}
+        events = streams.get("events")
+        if not (isinstance(events, dict) and events.get("format") is None):
+            parts.append(layout.EVENTS_FILE)
+        frames_logged = [d.get("frames_written") for d in self.docs if d.get("doc") == "event"]
+        if (_positive(self.metadata.get("n_frames")) or self.metadata.get("frame_geometry")
+                or any(_positive(n) for n in frames_logged)):
+            parts.append(layout.FRAMES_FILE)
+        return parts
+
+    def part_error(self, name: str, needed_for: str) -> layout.RecordingError | None:
+        """A RecordingError naming part ``name`` and what it is needed for, if that part is damaged."""
+        problem = self.problems.get(name)
+        if problem is None:
+            return None
+        return layout.RecordingError(f"{self.path / name}: {problem}; it holds {needed_for}. Copy the complete "
+                                     "recording folder again, or recover the file from the capture machine")
 
     # -- outcome -------------------------------------------------------------------------------------
     @property
@@ -144,14 +241,20 @@ class Recording:
 
     @property
     def status(self) -> str:
-        """exit_status, ``incomplete`` (cut off by a crash or kill), or ``events-only`` for a bare file."""
+        """exit_status; ``incomplete`` when cut off by a crash or kill, or when a part is missing or damaged
+        (see :attr:`problems`); ``events-only`` for a bare file."""
         if self.folder is None:
             return "events-only"
-        return self.exit_status or "incomplete"
+        if self.problems:
+            return "incomplete"
+        return str(self.exit_status or "incomplete")
 
     @property
     def reason(self) -> str | None:
-        return self._stop.get("reason") if self._stop else None
+        """Why the run ended as it did (the stop document's reason), then each damaged part and its problem."""
+        parts = [f"{name} {problem}" for name, problem in self.problems.items()]
+        stated = self._stop.get("reason") if self._stop else None
+        return "; ".join([str(stated)] * bool(stated) + parts) or None
 
     @property
     def uid(self) -> str | None:
@@ -177,24 +280,42 @@ class Recording:
     # -- streams -------------------------------------------------------------------------------------
     def events(self, block_bytes: int | None = None) -> EventFileReader:
         """A fresh reader of the event file (the caller closes it); ``block_bytes``: RAW decoding block size."""
+        damaged = self.part_error(layout.EVENTS_FILE, "the recording's events")
+        if damaged is not None:
+            raise damaged
         if self.events_path is None:
             raise layout.RecordingError(f"{self.path}: this recording has no event file")
         return _events(self.events_path, block_bytes)
 
     @property
     def event_geometry(self) -> tuple[int, int] | None:
-        geom = self.metadata.get("event_geometry")
-        return tuple(geom) if geom else None
+        return self._geometry("event_geometry")
 
     @property
     def frame_geometry(self) -> tuple[int, int] | None:
-        geom = self.metadata.get("frame_geometry")
-        return tuple(geom) if geom else self.frames.geometry
+        return self._geometry("frame_geometry") or self.frames.geometry
+
+    def _geometry(self, key: str) -> tuple[int, int] | None:
+        geom = self.metadata.get(key)
+        if not geom:
+            return None
+        if not (isinstance(geom, list) and len(geom) == 2 and all(type(v) is int and v > 0 for v in geom)):
+            raise layout.RecordingError(f"{self.path / layout.METADATA}: '{key}' is {geom!r}, not [width, height]")
+        return geom[0], geom[1]
 
     def _sync_ds(self, name: str, dtype: np.dtype, shape: tuple = (0,)) -> np.ndarray:
-        if self._sync is None or name not in self._sync:
+        if self._sync is None:
             return np.zeros(shape, dtype)
-        return self._sync[name][()]
+        try:
+            if name not in self._sync:
+                return np.zeros(shape, dtype)
+            data = self._sync[name][()]
+        except H5_ERRORS as exc:
+            raise layout.RecordingError(f"{self.folder / layout.SYNC_FILE}: /{name} is unreadable ({exc})") from None
+        if data.dtype != dtype or data.shape[1:] != shape[1:]:
+            raise layout.RecordingError(f"{self.folder / layout.SYNC_FILE}: /{name} has shape {data.shape} and "
+                                        f"dtype {data.dtype}, expected {dtype} rows of shape {shape[1:]}")
+        return data
 
     @property
     def triggers(self) -> np.ndarray:
@@ -225,13 +346,22 @@ class Recording:
 
     # -- sweeps --------------------------------------------------------------------------------------
     def commanded(self, row: np.void) -> CommandedSweep:
+        damaged = self.part_error(layout.METADATA, "the commanded sweep (waveform, range, frequency)")
+        if damaged is not None:
+            raise damaged
         c = self.metadata.get("commanded")
+        where = self.path / layout.METADATA
         if not c:
-            raise layout.RecordingError(f"{self.path}: metadata has no commanded sweep")
-        return CommandedSweep(c["waveform"], c["low_dpt"], c["high_dpt"], float(row["t0_us"]),
-                              frequency_hz=c.get("frequency_hz", 0.0),
-                              step_powers_dpt=tuple(c.get("step_powers_dpt", ())), dwell_us=c.get("dwell_us", 0.0),
-                              soft_synced=bool(row["soft_synced"]))
+            raise layout.RecordingError(f"{where}: no commanded sweep (waveform, range, frequency); it is written "
+                                        "at the start of every sweep capture, so this is not a sweep recording or "
+                                        "the file was replaced")
+        try:
+            return CommandedSweep(c["waveform"], float(c["low_dpt"]), float(c["high_dpt"]), float(row["t0_us"]),
+                                  frequency_hz=float(c.get("frequency_hz", 0.0)),
+                                  step_powers_dpt=tuple(float(v) for v in c.get("step_powers_dpt", ())),
+                                  dwell_us=float(c.get("dwell_us", 0.0)), soft_synced=bool(row["soft_synced"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise layout.RecordingError(f"{where}: unusable commanded sweep {c!r} ({exc})") from None
 
     def sweeps(self) -> Iterator[SweepData]:
         """Every recorded sweep in order, reading the event file once."""
@@ -247,11 +377,32 @@ class Recording:
         if self.folder is None:
             raise layout.RecordingError(f"{self.path}: a bare event file has no sweep table; replay it through the "
                                         "capture engine (ReplayRig) with a plan to cut it into sweeps")
+        damaged = self.part_error(layout.SYNC_FILE, "the sweep table, trigger edges and lens samples")
+        if damaged is not None:
+            raise damaged
         return self.sweep_table
+
+    def no_sweeps_reason(self) -> str | None:
+        """Why this recording has no sweep to read (None when it has some): for commands that need sweeps."""
+        if self.folder is None:
+            return (f"{self.path}: a bare event file has no sweep table; replay it through the capture engine "
+                    "(ReplayRig) with a plan to cut it into sweeps")
+        damaged = self.part_error(layout.SYNC_FILE, "the sweep table, trigger edges and lens samples")
+        if damaged is not None:
+            return str(damaged)
+        if len(self.sweep_table):
+            return None
+        return (f"{self.path}: the recording holds no complete sweep ({layout.SYNC_FILE} has an empty sweep table); "
+                "the capture stopped before its first sweep ended, or it is a target recording")
 
     def _sweeps(self, table: np.ndarray, seek: bool = False) -> Iterator[SweepData]:
         if not len(table):
             return
+        for part, holds in ((layout.FRAMES_FILE, "the frames of every sweep"),
+                            (layout.EVENTS_FILE, "the events of every sweep")):
+            damaged = self.part_error(part, holds)
+            if damaged is not None:
+                raise damaged
         frames = self.frames
         mids = frames.mid_us
         usable = frames.on_event_clock
@@ -292,6 +443,16 @@ class Recording:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def _problem_text(exc: Exception, path: Path) -> str:
+    """The problem part of a RecordingError about ``path`` (its message without the leading path)."""
+    text = str(exc)
+    return text[len(f"{path}: "):] if text.startswith(f"{path}: ") else text
 
 
 def _events(path: Path, block_bytes: int | None = None) -> EventFileReader:
