@@ -155,6 +155,7 @@ class CaptureEngine:
         self._abort = threading.Event()         # end without draining the queue
         self._stop_after: int | None = plan.sweeps_total
         self._exit: tuple[ExitStatus, str | None] | None = None
+        self._stopped_now = False               # an immediate stop was requested (its reason stands)
         self._thread: threading.Thread | None = None
         self._latest_frame: Frame | None = None
         self._recent_events: collections.deque[np.ndarray] = collections.deque()
@@ -195,12 +196,18 @@ class CaptureEngine:
         self._run()
         return self.status()
 
-    def request_stop(self, immediate: bool = False) -> None:
-        """First call: finish the sweep in progress, then stop; ``immediate``: stop now (files stay readable)."""
+    def request_stop(self, immediate: bool = False, reason: str | None = None) -> None:
+        """First call: finish the sweep in progress, then stop; ``immediate``: stop now (files stay readable).
+
+        ``reason`` (default: "stopped immediately by the user") is what an immediate stop records; the first
+        immediate stop's reason stands (a signal that stopped the capture is not renamed by the shutdown after it),
+        and a failure before it stays the exit status.
+        """
         with self._lock:
             if immediate:
-                if self._exit is None or self._exit[0] != "failed":
-                    self._exit = ("aborted", "stopped immediately by the user")
+                if not self._stopped_now and (self._exit is None or self._exit[0] != "failed"):
+                    self._exit = ("aborted", reason or "stopped immediately by the user")
+                self._stopped_now = True
                 self._abort.set()
                 self._done.set()
                 return

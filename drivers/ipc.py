@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,6 +56,17 @@ def messages(conn: Any) -> Iterator[Any]:
         if message is None:
             return
         yield message
+
+
+def detach_from_terminal(*also: int) -> None:
+    """Ignore Ctrl-C (SIGINT) and a closed terminal (SIGHUP), and any of ``also``, in a worker child.
+
+    Both signals reach every process of the terminal's foreground group, children included: a child that died
+    of them first would turn an orderly stop into a "camera process died" failure and print a traceback. The
+    parent owns the devices and decides how to stop; a child ends when the parent closes its pipe or kills it.
+    """
+    for signum in (signal.SIGINT, signal.SIGHUP, *also):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def lower_priority(niceness: int = WORKER_NICENESS) -> None:

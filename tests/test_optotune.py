@@ -543,3 +543,25 @@ def test_cli_sim_lens_prints_its_pty():
     result = runner.invoke(cli, ["sim", "lens", "--duration", "0.1"])
     assert result.exit_code == 0, result.output
     assert "/dev/" in result.output
+
+
+def test_cli_takes_negative_values_as_values_and_checks_hold_and_frequency(sim_url):
+    sim, url = sim_url
+    result = runner.invoke(cli, ["lens", "--port", url, "set-current", "-50", "--hold", "0"])
+    assert result.exit_code == 0, result.output
+    assert b"Aw" + struct.pack(">h", round(-50 / IMAX * 4095)) in sim.commands()
+    result = runner.invoke(cli, ["lens", "--port", url, "set-diopter", "-1.5", "--hold", "0"])
+    assert result.exit_code == 0 and "-1.500 dpt" in result.output, result.output
+    sent = len(sim.commands())
+    result = runner.invoke(cli, ["lens", "--port", url, "set-current", "10", "--hold", "-1"])
+    assert result.exit_code == 2 and "--hold" in result.output
+    result = runner.invoke(cli, ["lens", "--port", url, "sweep", "--freq", "1e9", "--low", "0", "--high", "1"])
+    assert result.exit_code == 2 and "0.001" in result.output and "4294967.295" in result.output, result.output
+    assert len(sim.commands()) == sent  # refused before the lens was touched
+
+
+def test_cli_help_of_a_lens_command_needs_no_port():
+    result = runner.invoke(cli, ["lens", "sweep", "--help"], env={"FOCALRIG_LENS_PORT": ""})
+    assert result.exit_code == 0 and "--freq" in result.output, result.output
+    result = runner.invoke(cli, ["lens", "info"], env={"FOCALRIG_LENS_PORT": ""})
+    assert result.exit_code == 2 and "--port" in result.output

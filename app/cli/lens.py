@@ -1,19 +1,24 @@
 """``focalrig lens …`` (drive an Optotune Lens Driver 4) and ``focalrig sim lens`` (serve a simulated one).
 
 A driver leaves the lens in its safe state (DC, zero current) whenever it lets go, so the commands that
-set something hold the lens there until Ctrl-C (or ``--hold`` seconds) and then release it. Any port
-pyserial opens works, including ``optosim://`` for the in-process simulator.
+set something hold the lens there until Ctrl-C (or ``--hold`` seconds) and then release it. SIGTERM and SIGHUP
+(a service manager, a closed terminal, ``kill``) release it the same way, then exit with 128 + the signal's
+number. Any port pyserial opens works, including ``optosim://`` for the in-process simulator.
 """
 
 from __future__ import annotations
 
+import functools
+import signal
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
-from app.cli.common import console, friendly_errors
+from app.cli.common import console, err_console, friendly_errors
+from app.termination import StopSignal, exit_status, handling
 from drivers.focus import FocusActuator, FocusStatus, Waveform
 from drivers.optotune import OptotuneLensDriver4
 
@@ -21,13 +26,20 @@ lens_app = typer.Typer(help="Drive an Optotune Lens Driver 4 (any serial port or
                        no_args_is_help=True)
 sim_app = typer.Typer(help="Serve simulated devices on virtual serial ports.", no_args_is_help=True)
 
-HoldOpt = Annotated[float | None, typer.Option(help="Hold for this many seconds instead of until Ctrl-C.",
+HoldOpt = Annotated[float | None, typer.Option(min=0.0, help="Hold for this many seconds instead of until Ctrl-C.",
                                                show_default=False)]
+#: What the LD4's generator frequency command can encode: 1 mHz steps in an unsigned 32-bit word.
+FREQ_RANGE_HZ = (0.001, 0xFFFFFFFF / 1000)
+#: Commands whose one argument may be negative: "-50" is then that value, not an unknown option.
+NEGATIVE_ARGS = {"ignore_unknown_options": True}
+F = TypeVar("F", bound=Callable)
 
 
 class _Lens:
-    port: str = ""
+    port: str | None = None
     timeout_s: float = 0.5
+    #: The first SIGTERM/SIGHUP received while a command holds the lens (None: none yet).
+    stop: StopSignal = StopSignal()
 
 
 _lens = _Lens()
@@ -35,15 +47,48 @@ _lens = _Lens()
 
 @lens_app.callback()
 def lens_main(
-    port: Annotated[str, typer.Option("--port", "-p", envvar="FOCALRIG_LENS_PORT",
-                                      help="Serial port (/dev/ttyACM0, COM3) or pyserial URL (optosim://).")],
-    timeout: Annotated[float, typer.Option(help="Reply timeout in seconds.")] = 0.5,
+    port: Annotated[str | None, typer.Option("--port", "-p", envvar="FOCALRIG_LENS_PORT", show_default=False,
+                                             help="Serial port (/dev/ttyACM0, COM3) or pyserial URL (optosim://); "
+                                                  "required by every command.")] = None,
+    timeout: Annotated[float, typer.Option(min=0.0, help="Reply timeout in seconds.")] = 0.5,
 ) -> None:
+    # Optional here so that `focalrig lens sweep --help` works without a port; _driver() insists on it.
     _lens.port, _lens.timeout_s = port, timeout
 
 
 def _driver() -> OptotuneLensDriver4:
+    if not _lens.port:
+        raise ValueError("no lens port: give `focalrig lens --port PORT …` (e.g. /dev/ttyACM0, COM3, optosim://) "
+                         "or set FOCALRIG_LENS_PORT")
     return OptotuneLensDriver4(_lens.port, timeout_s=_lens.timeout_s)
+
+
+def releasing_on_signals(fn: F) -> F:
+    """Run the command with SIGTERM and SIGHUP recorded instead of fatal; after the lens has been released (the
+    command's ``with _driver()`` block ended), exit with 128 + the signal's number, as Ctrl-C exits with 130.
+
+    Python would otherwise die on either signal without running a ``finally``, leaving the lens driven.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        stop = _lens.stop = StopSignal()
+        with handling(stop, (signal.SIGTERM, signal.SIGHUP)):
+            result = fn(*args, **kwargs)
+        if stop.received:
+            assert stop.signum is not None
+            _say(f"{stop.name}: lens released (DC mode, 0 mA)")
+            raise typer.Exit(exit_status(stop.signum))
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _say(text: str) -> None:
+    """One line on stderr, even when the terminal that would show it is gone (SIGHUP): nothing then."""
+    try:
+        err_console.print(text, highlight=False)
+    except OSError:
+        pass
 
 
 def _status_line(status: FocusStatus) -> str:
@@ -58,25 +103,30 @@ def _status_line(status: FocusStatus) -> str:
 
 
 def _wait(seconds: float | None) -> None:
-    """Return after ``seconds``, or on Ctrl-C when None (Ctrl-C is the normal end here, not an error)."""
+    """Return after ``seconds`` (None: forever), on Ctrl-C (the normal end here, not an error), or at once when
+    a SIGTERM/SIGHUP has come (the caller then releases the lens and exits with its status)."""
     deadline = None if seconds is None else time.monotonic() + seconds
     try:
         while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+            if _lens.stop.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))):
+                return
     except KeyboardInterrupt:
         pass
 
 
 def _hold(lens: OptotuneLensDriver4, hold: float | None) -> None:
-    """Keep the link (and so the lens state) until Ctrl-C or ``hold`` seconds have passed."""
-    console.print(_status_line(lens.status()))
-    console.print("holding; Ctrl-C to release" if hold is None else f"holding for {hold:g} s")
-    _wait(hold)
-    console.print("released: lens in DC mode at 0 mA")
+    """Keep the link (and so the lens state) until Ctrl-C, a stop signal or ``hold`` seconds."""
+    if not _lens.stop.received:
+        console.print(_status_line(lens.status()))
+        console.print("holding; Ctrl-C to release" if hold is None else f"holding for {hold:g} s")
+        _wait(hold)
+    if not _lens.stop.received:
+        console.print("released: lens in DC mode at 0 mA")
 
 
 @lens_app.command("info")
 @friendly_errors
+@releasing_on_signals
 def lens_info() -> None:
     """Identity, ranges and present state of the lens driver."""
     with _driver() as lens:
@@ -101,10 +151,11 @@ def focus_table(lens: FocusActuator, where: str) -> Table:
     return table
 
 
-@lens_app.command("set-diopter")
+@lens_app.command("set-diopter", context_settings=NEGATIVE_ARGS)
 @friendly_errors
+@releasing_on_signals
 def lens_set_diopter(
-    dpt: Annotated[float, typer.Argument(help="Focal power in dioptres (write negative values after --).")],
+    dpt: Annotated[float, typer.Argument(help="Focal power in dioptres (negative values as they are: -1.5).")],
     hold: HoldOpt = None,
 ) -> None:
     """Hold a focal power (temperature-compensated focal-power mode)."""
@@ -113,10 +164,11 @@ def lens_set_diopter(
         _hold(lens, hold)
 
 
-@lens_app.command("set-current")
+@lens_app.command("set-current", context_settings=NEGATIVE_ARGS)
 @friendly_errors
+@releasing_on_signals
 def lens_set_current(
-    ma: Annotated[float, typer.Argument(help="DC current in mA (write negative values after --).")],
+    ma: Annotated[float, typer.Argument(help="DC current in mA (negative values as they are: -50).")],
     hold: HoldOpt = None,
 ) -> None:
     """Hold a DC current."""
@@ -127,8 +179,10 @@ def lens_set_current(
 
 @lens_app.command("sweep")
 @friendly_errors
+@releasing_on_signals
 def lens_sweep(
-    freq: Annotated[float, typer.Option("--freq", help="Sweep frequency in Hz (resolution 1 mHz).")],
+    freq: Annotated[float, typer.Option("--freq", help="Sweep frequency in Hz ({:g} … {:.3f}, resolution 1 mHz)."
+                                        .format(*FREQ_RANGE_HZ))],
     low: Annotated[float, typer.Option("--low", help="Lower end of the sweep.")],
     high: Annotated[float, typer.Option("--high", help="Upper end of the sweep.")],
     waveform: Annotated[Waveform, typer.Option(help="Generator waveform.")] = Waveform.TRIANGLE,
@@ -136,6 +190,9 @@ def lens_sweep(
     hold: HoldOpt = None,
 ) -> None:
     """Run the driver's internal generator (no sync output: its phase is known only to about a millisecond)."""
+    lo, hi = FREQ_RANGE_HZ
+    if not lo <= freq <= hi:  # checked here, before the lens is touched, naming both ends
+        raise ValueError(f"--freq {freq:g} Hz is outside the LD4 generator's range {lo:g} … {hi:.3f} Hz")
     with _driver() as lens:
         lens.start_sweep(waveform, freq, low, high, unit="raw" if current else "dpt")
         _hold(lens, hold)
@@ -143,6 +200,7 @@ def lens_sweep(
 
 @lens_app.command("stop")
 @friendly_errors
+@releasing_on_signals
 def lens_stop() -> None:
     """Stop whatever the lens is doing: DC mode, zero current."""
     with _driver() as lens:

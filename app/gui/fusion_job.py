@@ -150,6 +150,7 @@ def _serve(conn) -> None:
     needs to stay responsive (the result comes a little later instead).
     """
     ipc.lower_priority()
+    ipc.detach_from_terminal()  # Ctrl-C and a closed terminal are the GUI's to handle, not this child's
     for kind, payload in ipc.messages(conn):
         if kind == "warm":
             warm_up(payload)

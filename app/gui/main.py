@@ -21,6 +21,7 @@ from app.config import ConfigError
 from app.gui.controller import RigController
 from app.gui.settings import GuiSettings, default_settings_path
 from app.gui.window import MainWindow
+from app.termination import StopSignal, exit_status, handling
 
 log = logging.getLogger("focalrig.gui")
 #: Seconds of streaming before the scripted run starts counting displayed pictures (the display-rate figure).
@@ -185,6 +186,32 @@ def build_window(options: GuiOptions) -> tuple[MainWindow, GuiSettings]:
     return window, settings
 
 
+def _watch_stop_signals(window: MainWindow, stop: StopSignal) -> QTimer:
+    """Ctrl-C, SIGTERM and SIGHUP end the window as its Quit does: capture stopped (a recording finalised as
+    ``aborted`` naming the signal), lens released, exit status 128 + the signal's number.
+
+    Python runs a signal handler only when the interpreter gets control, which Qt's C++ event loop never gives
+    it by itself: this timer does, every 100 ms, and acts on the signal on the GUI thread, outside any handler.
+    """
+    timer = QTimer(window)
+
+    def check() -> None:
+        if not stop.received:
+            return
+        timer.stop()
+        assert stop.signum is not None
+        log.warning("%s: stopping capture, releasing the lens and closing", stop.name)
+        engine = window.controller.engine
+        if engine is not None:
+            engine.request_stop(immediate=True, reason=f"stopped by {stop.name}")
+        window.close()
+        QApplication.instance().exit(exit_status(stop.signum))
+
+    timer.timeout.connect(check)
+    timer.start(100)
+    return timer
+
+
 def run_gui(options: GuiOptions) -> int:
     """Open the window (and run the scripted mode when asked); returns the process exit status."""
     headless = (sys.platform.startswith("linux") and "QT_QPA_PLATFORM" not in os.environ
@@ -207,7 +234,11 @@ def run_gui(options: GuiOptions) -> int:
         window.controller.open_replay(options.recording)
     else:
         window.controller.connect_rig()
-    code = app.exec()
+    stop = StopSignal()
+    with handling(stop):
+        watcher = _watch_stop_signals(window, stop)
+        code = app.exec()
+        watcher.stop()
     window.close()  # idempotent: settings saved, capture stopped, devices released, workers ended
     # Destroy the widget tree now, while the QApplication exists: left to interpreter shutdown, Qt and Python
     # objects die in arbitrary order, which crashes PyQt now and then (exit status -11 after a clean run).

@@ -197,7 +197,8 @@ class OptotuneLensDriver4(SerialFocusActuator):
             raise ValueError(f"sweep low {low:g} must be below high {high:g}")
         millihertz = round(frequency_hz * 1000)
         if not 1 <= millihertz <= 0xFFFFFFFF:
-            raise ValueError(f"sweep frequency {frequency_hz:g} Hz is outside what the LD4 can encode (≥ 0.001 Hz)")
+            raise ValueError(f"sweep frequency {frequency_hz:g} Hz is outside what the LD4 can encode "
+                             f"(0.001 … {0xFFFFFFFF / 1000:.3f} Hz, in 1 mHz steps)")
         caps = self.capabilities
         if unit == "dpt":
             self._check_range(low, caps.focal_power_range_dpt, "sweep low (dpt)")

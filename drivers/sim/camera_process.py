@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any, Literal
@@ -42,6 +43,7 @@ def _serve(conn, kind: str, factory: CameraFactory, sim_cfg: SimConfig, sync: tu
     """The child: build the rig (in the parent rig's present state, ``sync``) and ``factory``'s camera of it, then
     answer (method, args, kwargs, sync) messages until None arrives."""
     ipc.lower_priority()  # simulated hardware yields the CPU to the application using it
+    ipc.detach_from_terminal(signal.SIGTERM)  # the parent stops it (and owns the lens): it ends when the pipe does
     try:
         rig = SimRig.from_config(sim_cfg)
         rig.lens_path, rig.frame_rate_hz, rig.exposure_us = sync
