@@ -196,17 +196,17 @@ class CaptureEngine:
         self._run()
         return self.status()
 
-    def request_stop(self, immediate: bool = False, reason: str | None = None) -> None:
+    def request_stop(self, immediate: bool = False, by: str = "the user") -> None:
         """First call: finish the sweep in progress, then stop; ``immediate``: stop now (files stay readable).
 
-        ``reason`` (default: "stopped immediately by the user") is what an immediate stop records; the first
-        immediate stop's reason stands (a signal that stopped the capture is not renamed by the shutdown after it),
-        and a failure before it stays the exit status.
+        ``by`` names who asked, for the recorded reason ("stopped immediately by SIGTERM"). The first immediate
+        stop's reason stands (a signal that stopped the capture is not renamed by the shutdown after it), and a
+        failure before it stays the exit status.
         """
         with self._lock:
             if immediate:
                 if not self._stopped_now and (self._exit is None or self._exit[0] != "failed"):
-                    self._exit = ("aborted", reason or "stopped immediately by the user")
+                    self._exit = ("aborted", f"stopped immediately by {by}")
                 self._stopped_now = True
                 self._abort.set()
                 self._done.set()
@@ -216,7 +216,7 @@ class CaptureEngine:
             if self._stop_after is None or current + 1 < self._stop_after:
                 self._stop_after = current + 1
                 status = "success" if self.plan.sweeps_total is None else "aborted"
-                self._exit = self._exit or (status, f"stopped by the user after sweep {current}")
+                self._exit = self._exit or (status, f"stopped by {by} after sweep {current}")
             if asm is None or not asm.started:
                 self._done.set()
 

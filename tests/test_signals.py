@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 import serial
 
+from capture.recording import Recording
+from capture.recording.layout import RUN_LOG
+
 from tests.ld4_pty import DC_MODE, lens_state, served_ld4, start
 
 #: What each command leaves the lens doing while it holds it, as its own status line says.
@@ -110,3 +113,41 @@ def worker_children(pid: int) -> list[int]:
             if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
                 found.append(int(child))
     return found
+
+
+#: A small, fast simulated rig whose lens is the LD4 on the pty (the rig then runs its own fixed 25 Hz sweep).
+SMALL_RIG = ["--set", "sim.rgb_size=[48,36]", "--set", "sim.event_size=[48,36]", "--set", "sim.sweep_hz=25",
+             "--set", "sim.sweep_high_dpt=2.0", "--set", "plan.frequency_hz=25", "--set", "plan.high_dpt=2.0",
+             "--set", "plan.frame_rate_hz=100", "--set", "plan.min_free_mib=0"]
+
+
+def wait_for_sweeps(out: Path, n: int, proc, err, timeout_s: float = 60.0) -> Path:
+    """The recording folder once its run log holds ``n`` sweep documents."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, err.text()
+        for log in out.glob(f"*/{RUN_LOG}"):
+            if log.read_text().count('"doc": "event"') >= n:
+                return log.parent
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"no {n} sweeps within {timeout_s} s: {err.text()}")
+
+
+@pytest.mark.parametrize(("command", "signum"), [("capture", signal.SIGTERM), ("capture", signal.SIGHUP),
+                                                 ("simulate", signal.SIGTERM)])
+def test_a_capture_ended_by_a_signal_releases_the_lens_and_finalises_the_recording(tmp_path, command, signum):
+    with served_ld4() as port:
+        proc, _out, err = start(command, "--out", str(tmp_path), "--sweeps", "1000", *SMALL_RIG,
+                                "--set", f"lens.port={port}")
+        folder = wait_for_sweeps(tmp_path, 2, proc, err)
+        os.killpg(proc.pid, signum)  # as a service manager or a closing terminal reaches the whole group
+        assert proc.wait(timeout=60) == 128 + signum, err.text()
+        assert lens_state(port) == (DC_MODE, 0.0)
+    name = signal.Signals(signum).name
+    with Recording.open(folder) as rec:
+        assert rec.complete and rec.status == "aborted" and name in rec.reason
+        assert rec.metadata["exit_status"] == "aborted" and len(rec) >= 2
+        with rec.events() as reader:
+            assert sum(len(cd) for cd, _ in reader.read_chunks()) == rec.metadata["counts"]["events"]
+    assert "Traceback" not in err.text()

@@ -1,7 +1,8 @@
 """``focalrig capture``, ``inspect`` and ``simulate``: headless recording, recording summaries, simulated datasets.
 
 Ctrl-C during a capture stops at the end of the sweep in progress and finalises the recording; a second Ctrl-C
-stops at once (the files stay readable). Exit status: 0 success, 130 aborted by the user, 2 failed.
+stops at once (the files stay readable); SIGTERM and SIGHUP stop at once the same way. Exit status: 0 success,
+128 + the signal's number when a signal stopped it (130 for Ctrl-C, 143 for SIGTERM), 2 failed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from app.cli.common import console, err_console, friendly_errors, parse_board
 from app.config import FocalrigConfig, load_config, parse_override
+from app.termination import exit_status, handling, signal_name
 from capture.engine import CaptureEngine, EngineStatus
 from capture.plan import SweepPlan
 
@@ -96,47 +98,92 @@ def _progress_table(st: EngineStatus) -> Table:
     return table
 
 
-def run_with_progress(engine: CaptureEngine) -> EngineStatus:
-    """Run ``engine`` in its thread while the terminal shows progress; Ctrl-C once: stop after this sweep,
-    twice: stop now."""
-    presses = 0
+class CaptureStop:
+    """How signals stop one capture command: Ctrl-C once stops after the sweep in progress, twice at once;
+    SIGTERM (a service manager, ``kill``) and SIGHUP (a closed terminal) stop at once. Either way the engine's
+    ordinary end runs — recording finalised as ``aborted`` naming the signal, lens to its safe state — and the
+    command exits with 128 + the signal's number. A signal that comes before the engine runs keeps it from
+    starting. Install it with :func:`app.termination.handling` for the whole command.
+    """
 
-    def on_sigint(_signum, _frame) -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            err_console.print("[yellow]Ctrl-C: stopping at the end of this sweep (Ctrl-C again to stop at once)[/]")
-            engine.request_stop()
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.engine: CaptureEngine | None = None
+        self._presses = 0
+
+    def __call__(self, signum: int) -> None:
+        self.signum = int(signum)
+        if signum == signal.SIGINT:
+            self._presses += 1
+        if self.engine is not None:
+            self._apply(self.engine)
+
+    def _apply(self, engine: CaptureEngine) -> None:
+        assert self.signum is not None
+        if self.signum == signal.SIGINT and self._presses == 1:
+            _say("[yellow]Ctrl-C: stopping at the end of this sweep (Ctrl-C again to stop at once)[/]")
+            engine.request_stop(by="the user (Ctrl-C)")
+        elif self.signum == signal.SIGINT:
+            _say("[yellow]Ctrl-C again: stopping now[/]")
+            engine.request_stop(immediate=True, by="the user (Ctrl-C)")
         else:
-            err_console.print("[yellow]Ctrl-C again: stopping now[/]")
-            engine.request_stop(immediate=True)
+            _say(f"[yellow]{signal_name(self.signum)}: stopping now[/]")
+            engine.request_stop(immediate=True, by=signal_name(self.signum))
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    def run(self, engine: CaptureEngine) -> EngineStatus:
+        """Run ``engine`` with progress on the terminal, stoppable by the signals above."""
+        if self.signum is not None:  # stopped while the devices were being opened: do not start
+            return EngineStatus(state="finished", exit_status="aborted",
+                                reason=f"stopped by {signal_name(self.signum)} before the capture began")
+        self.engine = engine
+        return run_with_progress(engine)
+
+
+def _say(text: str) -> None:
+    """One line on stderr; nothing when the terminal is gone (after a hang-up, writes to it fail with EIO)."""
     try:
-        engine.start()
+        err_console.print(text, highlight=False)
+    except OSError:
+        pass
+
+
+def run_with_progress(engine: CaptureEngine) -> EngineStatus:
+    """Run ``engine`` in its thread while the terminal shows progress (stopping by signal: :class:`CaptureStop`).
+
+    A terminal that went away (hang-up) only ends the progress display; the engine is still waited for.
+    """
+    engine.start()
+    try:
         with Live(_progress_table(engine.status()), console=err_console, refresh_per_second=4,
                   transient=False) as live:
             while engine.status().state != "finished":
                 time.sleep(0.25)
                 live.update(_progress_table(engine.status()))
             live.update(_progress_table(engine.status()))
-        return engine.wait()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    except OSError:
+        pass
+    return engine.wait()
 
 
-def _report(st: EngineStatus) -> None:
-    """Final line(s) and the exit code: 0 success, 130 aborted, 2 failed."""
+def _report(st: EngineStatus, stop: CaptureStop) -> None:
+    """Final line(s) and the exit code: 0 success, 128 + the signal that stopped it, 2 failed."""
     where = f" → {st.recording}" if st.recording else ""
+    try:
+        if st.exit_status == "success":
+            console.print(f"[green]capture finished[/]: {st.sweeps_done} sweeps, {st.events_total:,} events, "
+                          f"{st.frames_total:,} frames{where}", highlight=False)
+        elif st.exit_status == "aborted":
+            console.print(f"[yellow]capture aborted[/] ({st.reason}): {st.sweeps_done} sweeps kept{where}",
+                          highlight=False)
+        else:
+            err_console.print(f"[bold red]error:[/] capture failed: {st.reason}{where}", highlight=False,
+                              soft_wrap=True)
+    except OSError:  # the terminal is gone (hang-up): the exit status and the recording still say it all
+        pass
     if st.exit_status == "success":
-        console.print(f"[green]capture finished[/]: {st.sweeps_done} sweeps, {st.events_total:,} events, "
-                      f"{st.frames_total:,} frames{where}", highlight=False)
         return
     if st.exit_status == "aborted":
-        console.print(f"[yellow]capture aborted[/] ({st.reason}): {st.sweeps_done} sweeps kept{where}",
-                      highlight=False)
-        raise typer.Exit(130)
-    err_console.print(f"[bold red]error:[/] capture failed: {st.reason}{where}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exit_status(stop.signum if stop.signum is not None else signal.SIGINT))
     raise typer.Exit(2)
 
 
@@ -172,12 +219,13 @@ def capture_cmd(
     if replay is not None:
         from capture.replay import ReplayRig
 
-        with ReplayRig(replay, realtime=realtime) as rig:
+        stop = CaptureStop()
+        with handling(stop), ReplayRig(replay, realtime=realtime) as rig:
             sweep_plan = _replay_plan(ctx, rig, plan, set_, sweeps, duration)
             out_dir = out if out is not None else Path(sweep_plan.out_dir)
             engine = CaptureEngine(rig, sweep_plan, out_dir, calibration_path=calibration, keep_sweeps=False)
-            st = run_with_progress(engine)
-        _report(st)
+            st = stop.run(engine)
+        _report(st, stop)
         return
     cfg, sweep_plan = _load(ctx, config, set_, plan, sweeps, duration)
     out_dir = out if out is not None else Path(sweep_plan.out_dir)
@@ -193,10 +241,11 @@ def capture_cmd(
                       f"{_mib(volume['total_bytes'])} into {out_dir}", highlight=False, markup=False)
         return
     preflight(out_dir, volume["total_bytes"], sweep_plan.min_free_mib)  # before any device is touched
-    with open_rig(cfg) as rig:
+    stop = CaptureStop()
+    with handling(stop), open_rig(cfg) as rig:  # a signal ends it through the engine; the rig closes last
         engine = CaptureEngine(rig, sweep_plan, out_dir, calibration_path=calibration, keep_sweeps=False)
-        st = run_with_progress(engine)
-    _report(st)
+        st = stop.run(engine)
+    _report(st, stop)
 
 
 @friendly_errors
@@ -239,10 +288,12 @@ def simulate_cmd(
     from capture.recording import preflight
 
     preflight(out_dir, sweep_plan.expected_volume(_frame_size(cfg))["total_bytes"], sweep_plan.min_free_mib)
-    st = record_simulation(cfg, sweep_plan, out_dir, run=run_with_progress)
+    stop = CaptureStop()
+    with handling(stop):
+        st = record_simulation(cfg, sweep_plan, out_dir, run=stop.run)
     if st.recording is not None:
         console.print(f"ground truth → {st.recording / 'ground_truth'}", highlight=False)
-    _report(st)
+    _report(st, stop)
 
 
 def _fmt_rate(hz: float) -> str:

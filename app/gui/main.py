@@ -203,7 +203,7 @@ def _watch_stop_signals(window: MainWindow, stop: StopSignal) -> QTimer:
         log.warning("%s: stopping capture, releasing the lens and closing", stop.name)
         engine = window.controller.engine
         if engine is not None:
-            engine.request_stop(immediate=True, reason=f"stopped by {stop.name}")
+            engine.request_stop(immediate=True, by=stop.name or "a signal")
         window.close()
         QApplication.instance().exit(exit_status(stop.signum))
 
