@@ -1,7 +1,9 @@
 """``focalrig bench io``: event codec throughput on synthetic and real data, and streaming memory.
 
 Figures are printed, never asserted: they depend on the machine. Each measurement runs ``repeat``
-times after a warm-up (numba compiles on first use) and reports the best run.
+times after a warm-up (numba compiles on first use) and reports the best run. Where OpenEB is installed,
+its readers and conversion tools are timed on the same files in the same run (:mod:`app.bench.openeb`),
+so the comparison holds on whatever machine it runs.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def _encode_all(fmt: str, cd, trig, width: int, height: int) -> bytes:
     return b"".join(enc.encode(part, ptrig) for part, ptrig in split_by_count(cd, trig, 1 << 20))
 
 
-def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mib: int) -> None:
+def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mib: int, openeb: bool = True) -> None:
     width, height = 1280, 720
     rows: list[tuple[str, str, float, str]] = []
 
@@ -91,6 +93,8 @@ def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mi
 
         if stream_mib > 0:
             _stream_benchmark(console, Path(tmp), cd, trig, width, height, stream_mib, add)
+        if openeb:
+            _openeb_benchmark(console, Path(tmp), cd, trig, n_events, repeat)
 
     table = Table(title="targets (brief)", title_justify="left")
     for col in ("measurement", "target Mev/s", "best measured Mev/s"):
@@ -129,3 +133,68 @@ def _stream_benchmark(console: Console, tmp: Path, cd, trig, width: int, height:
         if n != n_written:
             console.print(f"[red]stream read {n} events, wrote {n_written}[/]")
         path.unlink()
+
+
+#: focalrig's in-process decode against OpenEB's, on the dense random-position 1280x720 EVT3 file (brief).
+OPENEB_TARGETS = {"RawReader": 3.0, "EventsIterator": 1.0}
+
+
+def _openeb_benchmark(console: Console, tmp: Path, runs, run_trig, n_events: int, repeat: int) -> None:
+    """The same RAW files decoded by focalrig and by OpenEB in this run; then file-to-file processes."""
+    from app.bench.openeb import focalrig_decoders, openeb_decoders, whole_process
+    from drivers.events.synthetic import random_events
+    from drivers.openeb import find_openeb, where_looked
+
+    install = find_openeb()
+    if install is None:
+        console.print(f"OpenEB: not installed (looked in {where_looked()}); its figures are left out")
+        return
+    width, height = 1280, 720
+    files: list[tuple[str, Path]] = []
+
+    def write(name: str, fmt: str, cd, trig=None) -> Path:
+        path = tmp / f"openeb_{name}.raw"
+        with RawEventWriter(path, width, height, fmt=fmt) as w:
+            w.write(cd, trig)
+        return path
+
+    dense = random_events(n_events, width, height, rate=20e6, seed=1)
+    files.append((f"EVT3 dense random positions, {n_events / 1e6:.0f} M ev", write("dense", "EVT3", dense)))
+    files.append((f"EVT3 dense runs (vector-heavy), {n_events / 1e6:.0f} M ev", write("runs", "EVT3", runs, run_trig)))
+    n_sparse = max(n_events // 5, 1)
+    files.append((f"EVT3 sparse random, 0.2 Mev/s, {n_sparse / 1e6:.0f} M ev",
+                  write("sparse", "EVT3", random_events(n_sparse, width, height, rate=2e5, seed=2))))
+    files.append((f"EVT2 dense random positions, {n_events / 1e6:.0f} M ev", write("evt2", "EVT2", dense)))
+    files += [(f"real: {p.name[:34]}", p) for p in sorted(SHARED_EVENTS.glob("*.raw"))]
+
+    console.print(f"[bold]OpenEB {install.prefix}[/]: in-process decode of the same files to events, best of "
+                  f"{repeat} (Mev/s; 1 M-event batches, absolute times): focalrig's RawEventReader and "
+                  "EventsIterator, OpenEB's RawReader and EventsIterator, and focalrig's best over each",
+                  soft_wrap=True)
+    where, ratios = "", {}
+    for label, path in files:
+        ours = focalrig_decoders(path, repeat)
+        theirs, where = openeb_decoders(path, repeat)
+        n = ours["RawEventReader"].events
+        best = max(t.mevs for t in ours.values())
+        x_raw, x_it = best / theirs["RawReader"].mevs, best / theirs["EventsIterator"].mevs
+        if path.name == "openeb_dense.raw":
+            ratios = {"RawReader": x_raw, "EventsIterator": x_it}
+        console.print(f"  {label:<46} {path.stat().st_size / max(n, 1):5.2f} B/ev | focalrig "
+                      f"{ours['RawEventReader'].mevs:6.1f} {ours['EventsIterator'].mevs:6.1f} | OpenEB "
+                      f"{theirs['RawReader'].mevs:6.1f} {theirs['EventsIterator'].mevs:6.1f} | "
+                      f"×{x_raw:5.1f} ×{x_it:4.1f}", highlight=False, soft_wrap=True)
+        mismatch = {k: t.events for k, t in theirs.items() if t.events != n}
+        if mismatch:
+            console.print(f"[red]{label}: OpenEB decoded {mismatch} CD events, focalrig {n}[/]")
+    console.print(f"  (OpenEB ran {where}; the small real files are dominated by opening them)")
+    for name, target in OPENEB_TARGETS.items():
+        got = ratios.get(name, float("nan"))
+        style = "green" if got >= target else "red"
+        console.print(f"  target: focalrig ≥ {target:g}× OpenEB's {name} on dense random EVT3: "
+                      f"[{style}]{got:.2f}×[/]", soft_wrap=True)
+
+    console.print(f"[bold]File to file[/], whole processes (start-up included), best of {repeat}: "
+                  f"{files[0][0]}", soft_wrap=True)
+    for label, t in whole_process(install, files[0][1], tmp, n_events, repeat):
+        console.print(f"  {label:<34} {t.seconds:7.2f} s  {t.mevs:7.1f} Mev/s", highlight=False, soft_wrap=True)

@@ -84,11 +84,13 @@ def bench_io(
     repeat: Annotated[int, typer.Option(help="Runs per measurement; the best is reported.")] = 3,
     stream_mib: Annotated[int, typer.Option(help="Also stream a RAW file of this size (MiB) from disk and report "
                                                  "peak memory; 0 to skip.")] = 256,
+    openeb: Annotated[bool, typer.Option(help="Also time OpenEB's readers and tools on the same files, when OpenEB "
+                                              "is installed.")] = True,
 ) -> None:
-    """Decode/encode throughput (Mev/s) per format on synthetic data and on the shared real files."""
+    """Decode/encode throughput (Mev/s) per format on synthetic data and on the shared real files, beside OpenEB's."""
     from app.bench.io import run_io_benchmarks
 
-    run_io_benchmarks(console, n_events=events, repeat=repeat, stream_mib=stream_mib)
+    run_io_benchmarks(console, n_events=events, repeat=repeat, stream_mib=stream_mib, openeb=openeb)
 
 
 @bench_app.command("sim")
