@@ -1,8 +1,9 @@
 """TOML configuration files loaded into validated pydantic models.
 
-Every error names the file and the offending key (``configs/sim.toml: io.default_evt: ...``), so a
-typo in a config is found before any device is touched. ``--set key=value`` overrides use TOML
-value syntax (``--set io.default_evt=2``, ``--set io.hdf5_generation='"4.1"'``).
+Every error names where the bad value came from and the offending key (``configs/sim.toml: io.default_evt:
+...``, or ``--set io.default_evt=three: io.default_evt: ...`` when the command line set it), so a typo in a
+config is found before any device is touched. ``--set key=value`` overrides use TOML value syntax
+(``--set io.default_evt=2``, ``--set io.hdf5_generation='"4.1"'``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from drivers.config import EventCameraConfig, FrameCameraConfig, LensConfig, SimConfig, StrictModel, read_toml
+from drivers.config import (
+    EventCameraConfig,
+    FrameCameraConfig,
+    LensConfig,
+    SimConfig,
+    StrictModel,
+    describe_validation_error,
+    read_toml,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "sim.toml"
@@ -61,10 +70,14 @@ def parse_override(text: str) -> tuple[str, object]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected key=value, e.g. io.default_evt=2")
+    raw = raw.strip()
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if raw.startswith(("[", "{", '"', "'")):  # meant as an array, a table or a quoted string, not a bare word
+            raise ConfigError(f"--set {text.strip()}: {raw} is not a TOML value ({exc}); quote the strings inside, "
+                              "e.g. --set 'sim.rgb_size=[640, 480]' or --set 'key=[\"a\", \"b\"]'") from None
+        value = raw
     return key, value
 
 
@@ -74,15 +87,12 @@ def load_config(
     """Load ``path`` (default ``configs/sim.toml``) into ``model``, applying ``key=value`` overrides."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     data = read_toml(path, ConfigError, f"no such config file (the defaults live in {CONFIG_DIR})")
+    given: dict[str, str] = {}  # dotted key -> the option that set it, which errors about that key name
     for text in overrides or []:
         key, value = parse_override(text)
         _set_dotted(data, key, value)
+        given[key] = f"--set {text.strip()}"
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            got = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else ""
-            lines.append(f"{path}: {where}: {err['msg']}{got}")
-        raise ConfigError("\n".join(lines)) from exc
+        raise ConfigError(describe_validation_error(exc, model, str(path), given)) from exc

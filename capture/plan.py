@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from drivers.config import StrictModel, read_toml
+from drivers.config import StrictModel, describe_validation_error, read_toml
+
+if TYPE_CHECKING:
+    from drivers.focus_limits import FocusLimits
 
 PLAN_DIR = Path(__file__).resolve().parents[1] / "configs" / "plans"
 DEFAULT_PLAN = PLAN_DIR / "default.toml"
@@ -138,27 +141,64 @@ class SweepPlan(StrictModel):
                 raise PlanError(f"{path}: keys outside [plan]: {sorted(set(data) - {'plan'})}")
             data = data["plan"]
         items = overrides.items() if isinstance(overrides, dict) else (overrides or [])
+        given: dict[str, str] = {}
         for key, value in items:
             key = key.removeprefix("plan.")
             if key not in cls.model_fields:
                 raise PlanError(f"--set plan.{key}: unknown plan key; known: {', '.join(sorted(cls.model_fields))}")
             data[key] = value
-        return cls.from_dict(data, source=str(path))
+            given[key] = f"--set plan.{key}={_toml_value(value)}"
+        return cls.from_dict(data, source=str(path), overrides=given)
 
     @classmethod
-    def from_dict(cls, data: dict, *, source: str = "plan") -> SweepPlan:
-        """Validate a plan dict (a recording's metadata holds one); errors name ``source`` and the key."""
+    def from_dict(cls, data: dict, *, source: str = "plan", overrides: dict[str, str] | None = None) -> SweepPlan:
+        """Validate a plan dict (a recording's metadata holds one); errors name ``source`` and the key, or the
+        option that set the key (``overrides``: key -> how the user wrote it)."""
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            lines = []
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"]) or "(plan)"
-                lines.append(f"{source}: {where}: {err['msg']}")
-            raise PlanError("\n".join(lines)) from None
+            raise PlanError(describe_validation_error(exc, cls, source, overrides)) from None
+
+    # -- the lens ----------------------------------------------------------------------------------------
+    def check_lens(self, limits: FocusLimits) -> None:
+        """Raise PlanError naming the first limit of the lens this plan exceeds.
+
+        Called before anything moves (``capture --dry-run``, then again once the lens is connected and has told its
+        own range): a capture must never start a sweep the lens driver will refuse half-way through starting.
+        """
+        if limits.no_focal_power:
+            raise PlanError(f"{limits.device}: {limits.no_focal_power}")
+        if self.waveform != "stepped":
+            names = sorted(w.value for w in limits.sweep_waveforms)
+            if self.waveform not in names:
+                raise PlanError(f"plan.waveform = {self.waveform!r}: {limits.device} cannot sweep that way; it runs "
+                                f"{', '.join([*names, 'stepped'])} (set plan.waveform)")
+            fr = limits.frequency_range_hz
+            if fr is not None and not fr[0] <= self.frequency_hz <= fr[1]:
+                side, bound = ("below the lowest", fr[0]) if self.frequency_hz < fr[0] else ("above the highest", fr[1])
+                raise PlanError(f"plan.frequency_hz = {self.frequency_hz:g} Hz is {side} sweep frequency of "
+                                f"{limits.device}, {bound:g} Hz (set plan.frequency_hz)")
+        rng = limits.focal_power_range_dpt
+        if rng is None:
+            return
+        used = ("low_dpt",) if self.waveform == "stepped" and self.n_planes == 1 else ("low_dpt", "high_dpt")
+        for key in used:
+            value = getattr(self, key)
+            if not rng[0] <= value <= rng[1]:
+                raise PlanError(f"plan.{key} = {value:g} dpt is outside the focal-power range {rng[0]:g} … "
+                                f"{rng[1]:g} dpt of {limits.device} (set plan.low_dpt and plan.high_dpt inside it)")
 
     def to_toml(self) -> str:
         """The fully resolved plan as TOML (for --dry-run and for copying into a plan file)."""
         import tomli_w
 
         return tomli_w.dumps({"plan": self.model_dump(exclude_none=True)})
+
+
+def _toml_value(value: object) -> str:
+    """An override's value as it could have been typed after ``--set plan.KEY=``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -6,11 +6,22 @@ validated configuration without knowing where it was read from (``app`` loads th
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+#: Sides of a simulated image (px). Below 16 the optics and the calibration have nothing to work with; above 8192
+#: one frame no longer fits a sensible amount of memory (every real sensor of the rig is far smaller).
+SIZE_RANGE_PX = (16, 8192)
+#: Depths a simulated scene may have (dpt = 1/m): 0 is infinity, 20 is 5 cm. Farther than infinity is not a
+#: place, and nearer ones blur by so many pixels that one frame takes minutes to render.
+DEPTH_RANGE_DPT = (0.0, 20.0)
 
 
 def read_toml(path: Path, error: type[Exception], missing: str) -> dict:
@@ -27,6 +38,66 @@ def read_toml(path: Path, error: type[Exception], missing: str) -> dict:
         raise error(f"{path}: cannot read it ({exc.strerror or exc})") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{path}: not valid TOML: {exc}") from exc
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str,
+                               overrides: Mapping[str, str] | None = None) -> str:
+    """One line per problem in ``exc``: where the bad value came from, the key, what is wrong.
+
+    A value set on the command line is blamed on its option (``overrides`` maps a dotted key to how the user wrote
+    it, ``--set io.default_evt=three``), any other on ``source`` (the file): the user fixes what the message names.
+    A problem of the whole model (two keys that disagree) names the file and every option. An unknown key lists the
+    known ones of its section, nearest match first.
+    """
+    overrides = dict(overrides or {})
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        blamed = [text for key, text in overrides.items()
+                  if _within(tuple(key.split(".")), loc) or _within(loc, tuple(key.split(".")))]
+        origin = " ".join(blamed) if blamed else source
+        if not blamed and not loc and overrides:  # the options may be what made the keys disagree
+            origin += " with " + " ".join(overrides.values())
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if err["type"] == "extra_forbidden":
+            msg = _unknown_key(model, loc)
+        elif err["type"] != "missing" and not isinstance(err["input"], dict) and "(got " not in msg:
+            msg += f" (got {err['input']!r})"
+        where = f"{'.'.join(loc)}: " if loc else ""
+        lines.append(f"{origin}: {where}{msg}")
+    return "\n".join(lines)
+
+
+def _within(prefix: tuple[str, ...], loc: tuple[str, ...]) -> bool:
+    return bool(prefix) and loc[:len(prefix)] == prefix
+
+
+def _unknown_key(model: type[BaseModel], loc: tuple[str, ...]) -> str:
+    """"unknown key; ..." with the keys its section does have (and the closest one)."""
+    section = _section(model, loc[:-1])
+    if section is None:
+        return "unknown key"
+    known = sorted(section.model_fields)
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    where = f"[{'.'.join(loc[:-1])}]" if loc[:-1] else "the top level"
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown key; {hint}known keys in {where}: {', '.join(known)}"
+
+
+def _section(model: type[BaseModel], path: tuple[str, ...]) -> type[BaseModel] | None:
+    """The model class of the table at ``path`` below ``model`` (None where it is not a table)."""
+    for part in path:
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        ann = info.annotation
+        args = typing.get_args(ann) if isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union \
+            else (ann,)
+        tables = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not tables:
+            return None
+        model = tables[0]
+    return model
 
 
 class StrictModel(BaseModel):
@@ -79,8 +150,9 @@ class EventCameraConfig(StrictModel):
         (),
         description="region of interest [x, y, width, height] in sensor pixels; empty = the whole sensor",
     )
-    chunk_us: int = Field(10_000, gt=0, le=1_000_000,
-                          description="stream time per delivered chunk (µs); the simulator computes one chunk per read")
+    chunk_us: int = Field(10_000, ge=1_000, le=1_000_000,
+                          description="stream time per delivered chunk (µs), 1 ms … 1 s; the simulator computes one "
+                          "chunk per read (shorter chunks cost more in per-read overhead than they carry)")
 
     @field_validator("roi")
     @classmethod
@@ -135,7 +207,8 @@ class FrameCameraConfig(StrictModel):
 class MovingObjectConfig(StrictModel):
     """``[sim.moving_object]``: a textured disc moving in front of the scene (omit the table for a static scene)."""
 
-    depth_dpt: float = Field(2.3, description="its depth in dioptres; nearer (larger) than every scene layer")
+    depth_dpt: float = Field(2.3, ge=DEPTH_RANGE_DPT[0], le=DEPTH_RANGE_DPT[1],
+                             description="its depth in dioptres; nearer (larger) than every scene layer")
     radius_px: float = Field(18.0, gt=1, description="disc radius in RGB pixels")
     start_xy: tuple[float, float] = Field((60.0, 60.0), description="centre at t = 0 (RGB px)")
     velocity_px_s: tuple[float, float] = Field((120.0, 45.0), description="velocity (RGB px/s); it bounces off "
@@ -166,7 +239,7 @@ class SimConfig(StrictModel):
         1, description="event-camera trigger-in channel wired to the lens driver's sync output, or \"none\""
     )
     sweep_hz: float = Field(
-        4.0, gt=0,
+        4.0, gt=0, le=1000,
         description="focal sweep used when the lens is not the rig's built-in LD4 simulator (optosim://); with it, "
         "the simulated rig follows whatever the lens is commanded instead",
     )
@@ -177,8 +250,10 @@ class SimConfig(StrictModel):
                                    description="ESIM contrast threshold in ln units (0.22 ≈ the IMX636's 25 %)")
     event_threshold_sigma: float = Field(0.03, ge=0, le=1, description="pixel-to-pixel spread of the threshold")
     refractory_us: float = Field(100.0, ge=0, description="event pixel refractory period (µs)")
-    noise_rate_hz: float = Field(0.1, ge=0, description="background (shot-noise) events per pixel per second")
-    hot_pixels: int = Field(0, ge=0, description="number of hot pixels firing at 100 Hz")
+    noise_rate_hz: float = Field(0.1, ge=0, le=1000,
+                                 description="background (shot-noise) events per pixel per second (real sensors: "
+                                 "well below 10)")
+    hot_pixels: int = Field(0, ge=0, description="number of hot pixels firing at 100 Hz (at most every event pixel)")
     white_e: float = Field(5_000.0, gt=0, description="photo-electrons a white surface gives one frame pixel in one "
                            "exposure: the light level (a few hundred for low light); the camera's gain keeps white "
                            "at the same code, so less light means more noise, not a darker image")
@@ -204,6 +279,23 @@ class SimConfig(StrictModel):
                                                       "(per RGB px from the centre; 1e-4 is already visible)")
     moving_object: MovingObjectConfig | None = Field(None, description="an object moving in front of the scene "
                                                      "(a [sim.moving_object] table); none by default")
+
+    @field_validator("rgb_size", "event_size")
+    @classmethod
+    def _size_range(cls, size: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = SIZE_RANGE_PX
+        if not all(lo <= side <= hi for side in size):
+            raise ValueError(f"[width, height] must each be {lo}..{hi} pixels, e.g. [320, 240] (got {list(size)})")
+        return size
+
+    @field_validator("depths_dpt", "slant_dpt")
+    @classmethod
+    def _depth_range(cls, depths: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        lo, hi = DEPTH_RANGE_DPT
+        if depths is not None and not all(lo <= d <= hi for d in depths):
+            raise ValueError(f"depths must be {lo:g}..{hi:g} dpt (0 = infinity, {hi:g} = {100 / hi:g} cm) "
+                             f"(got {list(depths)})")
+        return depths
 
     @field_validator("sync_channel", mode="before")
     @classmethod
@@ -237,6 +329,14 @@ class SimConfig(StrictModel):
                              f"layer (depths_dpt and slant_dpt up to {nearest:g})")
         if m is not None and 2 * m.radius_px + 2 > min(self.rgb_size):
             raise ValueError(f"moving_object.radius_px ({m.radius_px:g}) does not fit in the {self.rgb_size} image")
+        return self
+
+    @model_validator(mode="after")
+    def _hot_pixels_fit(self) -> SimConfig:
+        """Hot pixels are drawn without replacement from the sensor's pixels."""
+        if self.hot_pixels > self.event_size[0] * self.event_size[1]:
+            raise ValueError(f"hot_pixels ({self.hot_pixels}) exceeds the {self.event_size[0]}x{self.event_size[1]} "
+                             "event sensor's pixels")
         return self
 
     @property

@@ -37,10 +37,13 @@ PlanOpt = Annotated[Path | None, typer.Option("--plan", "-p", help="Sweep plan T
 def _load(ctx: typer.Context, config: Path | None, set_: list[str] | None, plan_path: Path | None,
           sweeps: int | None, duration: float | None) -> tuple[FocalrigConfig, SweepPlan]:
     """The rig config and the plan, with every --set split between them (``plan.*`` keys go to the plan)."""
+    from drivers.focus_limits import expected_limits
+
     overrides = _overrides(ctx, set_)
     plan = SweepPlan.load(plan_path, _plan_sets(overrides, sweeps, duration))
     cfg_path = config if config is not None else (ctx.obj.config_path if ctx.obj else None)
     cfg = load_config(cfg_path, overrides=[o for o in overrides if not o.strip().startswith("plan.")])
+    plan.check_lens(expected_limits(cfg.lens))  # --dry-run included: a plan the lens cannot run fails here
     return cfg, plan
 
 
@@ -214,6 +217,7 @@ def capture_cmd(
     frames placed and files written exactly as live (e.g. to re-cut a bare event file from other software).
     """
     from capture.recording import preflight
+    from drivers.focus_limits import connected_limits
     from drivers.registry import open_rig
 
     if replay is not None:
@@ -243,6 +247,7 @@ def capture_cmd(
     preflight(out_dir, volume["total_bytes"], sweep_plan.min_free_mib)  # before any device is touched
     stop = CaptureStop()
     with handling(stop), open_rig(cfg) as rig:  # a signal ends it through the engine; the rig closes last
+        sweep_plan.check_lens(connected_limits(cfg.lens, rig.lens.capabilities))  # the range the lens reports
         engine = CaptureEngine(rig, sweep_plan, out_dir, calibration_path=calibration, keep_sweeps=False)
         st = stop.run(engine)
     _report(st, stop)

@@ -1,26 +1,80 @@
 """Pieces every ``focalrig`` command module shares: consoles, the global options, the one-line error policy and
-the parsers of size-like arguments."""
+the parsers of size-like arguments.
+
+Every command module imports this one, so it imports nothing heavy: ``focalrig --help`` and the light commands
+start in a fraction of a second only if no module loads numpy, pydantic or the codecs before a command runs.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 
-from app.config import ConfigError, FocalrigConfig, load_config
-from capture.formats.base import EventFileError
+if TYPE_CHECKING:
+    from rich.live import Live
+
+    from app.config import FocalrigConfig
 
 log = logging.getLogger("focalrig")
-console = Console()
-err_console = Console(stderr=True)
+
+#: Width of output that is not a terminal (a pipe, a log file, CI): wide enough that no message or path is
+#: wrapped, so every line can be grepped and every path copied whole.
+PIPE_WIDTH = 1000
+
+
+class FocalrigConsole(Console):
+    """rich's Console, fixed for output that is not a terminal.
+
+    rich wraps such output at 80 columns (cutting paths in the middle) and leaves the last line of a live display
+    (a progress bar, the capture status) without its newline, so the next message ran into it. Terminals are left
+    as rich handles them; ``COLUMNS`` still sets the width everywhere.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._top_live: Live | None = None
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+    def set_live(self, live: Live) -> bool:
+        top = super().set_live(live)
+        if top:
+            self._top_live = live
+        return top
+
+    def pop_render_hook(self) -> None:
+        """A live display ends by popping its hook after its final render: end that render's line here."""
+        super().pop_render_hook()
+        live, self._top_live = self._top_live, None
+        if live is not None and not live.transient and not self.is_terminal:
+            self.line()
+
+
+console = FocalrigConsole()
+err_console = FocalrigConsole(stderr=True)
 
 F = TypeVar("F", bound=Callable)
+
+#: Exceptions that are expected failures besides ValueError and OSError: (module, class name).
+_EXPECTED = (("app.config", "ConfigError"), ("capture.formats.base", "EventFileError"))
 
 
 @dataclass
@@ -32,10 +86,32 @@ class GlobalOptions:
     overrides: list[str] = field(default_factory=list)
 
     def config(self) -> FocalrigConfig:
+        from app.config import load_config
+
         return load_config(self.config_path, overrides=self.overrides)
 
 
 state = GlobalOptions()
+
+
+def is_expected_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of the library's expected failures (bad input, a missing device, a bad file).
+
+    The library's own error classes are looked up only in modules already loaded: an error class that was never
+    imported cannot have been raised, and importing it here would make every command pay for its module.
+    """
+    if isinstance(exc, (ValueError, OSError)):
+        return True
+    for module, name in _EXPECTED:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            return True
+    return False
+
+
+def print_error(message: object, label: str = "error") -> None:
+    """One red ``label:`` line on stderr; the message is printed as written (square brackets included)."""
+    err_console.print(f"[bold red]{label}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def friendly_errors(fn: F) -> F:
@@ -44,13 +120,15 @@ def friendly_errors(fn: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (EventFileError, ConfigError, ValueError, OSError) as exc:
-            log.debug("traceback of the error below (shown with -vv)", exc_info=True)
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from exc
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except Exception as exc:
+            if not is_expected_error(exc):
+                raise
+            log.debug("traceback of the error below (shown with -vv)", exc_info=True)
+            print_error(exc)
+            raise typer.Exit(2) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -7,7 +7,7 @@ import time
 import typer
 from rich.table import Table
 
-from app.cli.common import console, err_console, friendly_errors
+from app.cli.common import console, friendly_errors, print_error
 from app.cli.lens import focus_table
 from app.config import FocalrigConfig
 from drivers.camera import EventCamera, FrameCamera
@@ -104,7 +104,7 @@ def devices_check(ctx: typer.Context) -> None:
     def report(role: str, exc: Exception) -> None:
         nonlocal failures
         failures += 1
-        err_console.print(f"[bold red]{role}:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc, role)
 
     try:
         with make_focus_actuator(cfg.lens) as lens:
