@@ -1,4 +1,4 @@
-"""``focalrig bench fusion|capture|slice|net|io|sim|e2e``: the benchmark commands and their options.
+"""``focalrig bench fusion|capture|slice|net|io|sim|e2e|fuzz``: the benchmark commands and their options.
 
 Each command parses its options and hands over to its module in :mod:`app.bench`, imported only when the
 command runs. Figures are printed, never asserted.
@@ -130,3 +130,34 @@ def bench_e2e(
     run_e2e_benchmark(console, regimes=names, seeds=seeds, sweeps=sweeps,
                       methods=[m.strip() for m in methods.split(";") if m.strip()], planes=planes, keep=keep,
                       json_path=json_out)
+
+
+@bench_app.command("fuzz")
+@friendly_errors
+def bench_fuzz(
+    files: Annotated[int, typer.Option(help="Mutated files and recordings to read (round-robin over the seed "
+                                            "kinds).", min=1)] = 10_000,
+    seed: Annotated[int, typer.Option(help="Run seed: the same seed and case number rebuild the same file.")] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
+    timeout: Annotated[float, typer.Option(help="Seconds a file may take before it counts as a hang.",
+                                           min=1.0)] = 60.0,
+    mem_limit: Annotated[int, typer.Option(help="Memory a worker may use (MiB): its address-space cap above its "
+                                                "start-up size, and the peak resident memory allowed.",
+                                           min=64)] = 1024,
+    kind: Annotated[list[str] | None, typer.Option(help="Only these seed kinds (repeatable): evt2, evt21-little, "
+                                                        "evt21-legacy, evt3, hdf5, recording.")] = None,
+    seed_file: Annotated[list[Path] | None, typer.Option(help="Also mutate this file or recording folder "
+                                                              "(repeatable), e.g. a camera's own recording.")] = None,
+    keep: Annotated[Path | None, typer.Option(help="Copy every failing case into this folder.",
+                                              show_default=False)] = None,
+) -> None:
+    """Damaged event files and recordings through events info, events convert and inspect: counts files read,
+    clean one-line errors, and every hang, crash, traceback, out-of-memory or error that does not name the file.
+    Exits 1 when there is any of those."""
+    from app.bench.fuzz import run_fuzz_benchmark
+
+    tally = run_fuzz_benchmark(console, files=files, seed=seed, workers=workers, timeout_s=timeout,
+                               mem_limit_mib=mem_limit, kinds=list(kind or []), seed_files=list(seed_file or []),
+                               keep=keep)
+    if not tally.passed(mem_limit):
+        raise typer.Exit(1)

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from app.cli.common import console, err_console, friendly_errors, parse_board
@@ -323,11 +324,13 @@ def inspect_cmd(
         table.add_column(style="bold")
         table.add_column()
         colour = {"success": "green", "aborted": "yellow", "failed": "red", "incomplete": "red"}.get(s["status"], "")
-        status = f"[{colour}]{s['status']}[/]" if colour else s["status"]
-        if s["status"] == "incomplete":
+        status = f"[{colour}]{escape(str(s['status']))}[/]" if colour else escape(str(s["status"]))
+        if not s["complete"]:
             status += " (no stop document: the capture was killed or lost power; data up to the last flush is " \
                       f"readable, last flushed sweep {s.get('last_flushed_sweep')})"
-        table.add_row("status", status + (f" — {s['reason']}" if s.get("reason") else ""))
+        table.add_row("status", status + (f" — {escape(str(s['reason']))}" if s.get("reason") else ""))
+        for part, problem in s.get("problems", {}).items():
+            table.add_row("damaged", f"[red]{escape(part)}: {escape(problem)}[/]")
         if s.get("uid"):
             table.add_row("uid", s["uid"])
         if "plan" in s:
@@ -347,7 +350,7 @@ def inspect_cmd(
             e = s["events"]
             table.add_row("events", f"{e['count']:,} (ON {e['on']:,}); mean {_fmt_rate(e['mean_rate_hz'])}, peak "
                                     f"{_fmt_rate(e['peak_rate_hz'])} (1 ms)"
-                          + ("; [yellow]file truncated at a flush boundary[/]" if e["truncated"] else ""))
+                          + (f"; [yellow]{escape(e['truncation'])}[/]" if e.get("truncation") else ""))
             edges = ", ".join(f"{k} {v:,}" for k, v in e["trigger_edges"].items())
             table.add_row("triggers", f"{e['triggers']:,}" + (f" ({edges})" if edges else ""))
         if "frames" in s:
@@ -359,7 +362,8 @@ def inspect_cmd(
         soft = s.get("soft_synced")
         quality = ("unknown (no sweeps recorded)" if soft is None else
                    "soft (host clock, ms-level)" if soft else "hardware (lens sync trigger)")
-        if sync:
+        if sync and {"frames_paired", "frames_unpaired", "exposure_mismatch", "max_exposure_error_us",
+                     "sync_missed", "late_frames"} <= set(sync):
             quality += (f"; frames strobe-paired {sync['frames_paired']:,}, unpaired {sync['frames_unpaired']:,}, "
                         f"exposure mismatch {sync['exposure_mismatch']} (max {sync['max_exposure_error_us']:.0f} µs), "
                         f"sync edges missed {sync['sync_missed']}, late frames {sync['late_frames']}")

@@ -15,8 +15,10 @@ events_app = typer.Typer(help="Inspect, convert and render event files (.raw EVT
                          no_args_is_help=True)
 
 
-WidthOpt = Annotated[int | None, typer.Option(help="Sensor width for files that carry no geometry (CSV, NPZ).")]
-HeightOpt = Annotated[int | None, typer.Option(help="Sensor height for files that carry no geometry (CSV, NPZ).")]
+WidthOpt = Annotated[int | None, typer.Option(help="Sensor width for files that carry no geometry (CSV, NPZ, "
+                                                   "HDF5 with unreadable attributes).")]
+HeightOpt = Annotated[int | None, typer.Option(help="Sensor height for files that carry no geometry (CSV, NPZ, "
+                                                    "HDF5 with unreadable attributes).")]
 ShiftOpt = Annotated[bool | None, typer.Option("--time-shift/--absolute",
                                                help="RAW: subtract OpenEB's time shift, or keep absolute µs "
                                                     "(default from config io.time_shift).", show_default=False)]
@@ -70,7 +72,8 @@ def events_info(
     for note in info.inferred:
         table.add_row("inferred", note)
     if getattr(reader, "truncated", False):
-        table.add_row("warning", "[yellow]file is truncated; the incomplete end was ignored[/]")
+        table.add_row("warning", f"[yellow]file is {reader.truncation}: cut short or damaged; every complete event "
+                                 "before the cut was read[/]")
     table.add_row("CD events", f"{stats.n_cd:,}  (ON {stats.n_on:,} / OFF {stats.n_off:,})")
     edges = ", ".join(f"ch {ch} {'rising' if e else 'falling'}: {n:,}"
                       for (ch, e), n in sorted(stats.trigger_edges.items()))
@@ -101,7 +104,7 @@ def events_convert(
 
     CSV follows metavision_file_to_csv: lines x,y,p,t, triggers in <name>_triggers.csv as p,id,t.
     """
-    from capture.formats.registry import create_writer
+    from capture.formats.convert import convert_events
 
     if dst.exists() and not force:
         raise ValueError(f"{dst} exists; pass --force to overwrite it")
@@ -112,15 +115,11 @@ def events_convert(
         meta = dict(reader.info.metadata)
         if dst.suffix.lower() in (".hdf5", ".h5"):
             meta.setdefault("generation", cfg.io.hdf5_generation)
-        n_cd = n_trig = 0
-        with create_writer(dst, reader.info.width, reader.info.height, evt=evt or cfg.io.default_evt,
-                           metadata=meta) as writer, _progress() as bar:
+        with _progress() as bar:
             task = bar.add_task(f"{src.name} → {dst.name}", total=1.0, detail="")
-            for cd, trig in reader.read_chunks():
-                writer.write(cd, trig)
-                n_cd += cd.shape[0]
-                n_trig += trig.shape[0]
-                bar.update(task, completed=reader.progress() or 0.0, detail=f"{n_cd:,} events")
+            n_cd, n_trig = convert_events(
+                reader, dst, evt=evt or cfg.io.default_evt, metadata=meta,
+                on_chunk=lambda n, _: bar.update(task, completed=reader.progress() or 0.0, detail=f"{n:,} events"))
     console.print(f"wrote {n_cd:,} CD events and {n_trig:,} trigger events to {dst}")
 
 

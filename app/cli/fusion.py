@@ -307,13 +307,16 @@ def fuse_recording(
     from dataclasses import replace
 
     from calibration.stack import build_focal_stack
-    from capture.recording import Recording
+    from capture.recording import Recording, RecordingError
     from fusion.engine import fuse
     from fusion.outputs import write_outputs
 
     if all_sweeps and sweep:
         raise ValueError("give --sweep K or --all, not both")
     with Recording.open(rec) as recording:
+        no_sweeps = recording.no_sweeps_reason()
+        if no_sweeps is not None:  # --all over zero sweeps would otherwise end silently, writing nothing
+            raise RecordingError(f"{no_sweeps}; there is no sweep to fuse")
         cal = _recording_calibration(recording, calib)
         wanted = range(len(recording)) if all_sweeps else (sweep or [0])
         for k in wanted:
