@@ -35,13 +35,16 @@ class FocalrigConsole(Console):
     """rich's Console, fixed for output that is not a terminal.
 
     rich wraps such output at 80 columns (cutting paths in the middle) and leaves the last line of a live display
-    (a progress bar, the capture status) without its newline, so the next message ran into it. Terminals are left
-    as rich handles them; ``COLUMNS`` still sets the width everywhere.
+    (the capture status) without its newline, so the next message ran into it; a progress bar does end its line,
+    with an empty line of its own after it. Here every live display ends its line as it stops and nothing else:
+    the empty line a progress bar prints next is dropped. Terminals are left as rich handles them; ``COLUMNS``
+    still sets the width everywhere.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._top_live: Live | None = None
+        self._live_ended = False
 
     @property
     def size(self) -> ConsoleDimensions:
@@ -64,8 +67,16 @@ class FocalrigConsole(Console):
         """A live display ends by popping its hook after its final render: end that render's line here."""
         super().pop_render_hook()
         live, self._top_live = self._top_live, None
-        if live is not None and not live.transient and not self.is_terminal:
-            self.line()
+        if live is not None and not self.is_terminal:
+            if not live.transient:  # a transient display printed nothing
+                self.line()
+            self._live_ended = True
+
+    def print(self, *objects, **kwargs) -> None:
+        ended, self._live_ended = self._live_ended, False
+        if ended and not objects:  # the empty line a progress bar prints once stopped
+            return
+        super().print(*objects, **kwargs)
 
 
 console = FocalrigConsole()

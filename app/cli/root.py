@@ -1,14 +1,20 @@
 """The ``focalrig`` typer root: the global options (``--verbose``, ``--config``, ``--set``, ``--version``) and
-every command group, registered here in the order ``focalrig --help`` lists them."""
+every command group, registered here in the order ``focalrig --help`` lists them.
+
+Every command module is imported to build the command tree, so none of them imports anything heavy at module
+level (numpy, pydantic, the codecs, torch, Qt): each command imports what it uses when it runs.
+``tests/test_startup.py`` holds them to that.
+"""
 
 from __future__ import annotations
 
 import logging
+import typing
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.logging import RichHandler
+from typer.core import TyperOption
 
 from app import __version__
 from app.cli.bench import bench_app
@@ -22,6 +28,35 @@ from app.cli.fusion import register as register_fusion
 from app.cli.gui import gui
 from app.cli.lens import lens_app, sim_app
 from app.cli.train import train
+
+
+def _option_types_as_typed() -> None:
+    """Make --help label option values the way they are typed, in every command.
+
+    typer labels a flag ``<bool>`` (a counted ``-v`` ``<int>``), as if it took a value, and a repeatable option
+    ``<list[str]>``. Flags take no value, so they get no label; a repeatable option gets its element's type and
+    ``…`` (it is given once per value), ``--set`` ``KEY=VALUE``. typer has no setting for this, so its one
+    labelling method is wrapped.
+    """
+    typer_label = TyperOption.display_type_rich
+    if getattr(typer_label, "as_typed", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx) -> str | None:
+        if self.metavar is None and (self.is_flag or self.count):
+            return None
+        if self.metavar is None and "--set" in self.opts:
+            return "KEY=VALUE"
+        if self.metavar is None and self.multiple:
+            args = typing.get_args(self.type_descriptor.annotation)
+            return f"<{getattr(args[0], '__name__', 'value').lower() if args else 'value'}> …"
+        return typer_label(self, ctx)
+
+    display_type_rich.as_typed = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_option_types_as_typed()
 
 app = typer.Typer(
     name="focalrig",
@@ -49,20 +84,33 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def log_handler() -> logging.Handler:
+    """rich's log lines on a terminal; plain one-line records (time, level, message) anywhere else, where rich
+    would wrap each record at 80 columns and pad it with spaces."""
+    if err_console.is_terminal:
+        from rich.logging import RichHandler
+
+        return RichHandler(console=err_console, show_path=False)
+    handler = logging.StreamHandler(err_console.file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    return handler
+
+
 @app.callback()
 def main_callback(
     ctx: typer.Context,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")] = 0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, show_default=False,
+                                         help="More log output (-vv for debug).")] = 0,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Configuration file (default configs/sim.toml).",
                                                 show_default=False)] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override one config key: --set io.default_evt=2.",
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override one config key "
+                                                   "(repeatable), TOML value: --set io.default_evt=2.",
                                                    show_default=False)] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)],
-                        force=True)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[log_handler()], force=True)
     state.config_path = config
     state.overrides = list(set_ or [])
     ctx.obj = state  # sub-command modules reach the configuration through the context
