@@ -195,3 +195,20 @@ def test_hdf5_extent_beyond_the_stored_chunks_reads_only_what_is_stored(tmp_path
             if n > 1 << 20:
                 break
     assert n == 1024
+
+
+def test_metadata_no_header_can_hold_is_left_behind_by_a_conversion(tmp_path):
+    """A damaged attribute name ('g\\x1eometry') made the RAW header writer raise a ValueError naming no file."""
+    from capture.formats.hdf5 import Hdf5EventWriter
+    from drivers.events.synthetic import synthetic_events
+
+    cd, trig = synthetic_events(1000, 320, 240, rate=1e5, seed=1)
+    src = tmp_path / "odd_metadata.hdf5"
+    with Hdf5EventWriter(src, 320, 240, metadata={"g\x1eometry": "320x240", "note": "two\nlines",
+                                                  "serial_number": "S1"}) as w:
+        w.write(cd, trig)
+    with open_events(src) as reader:
+        assert convert_events(reader, tmp_path / "out.raw", metadata=dict(reader.info.metadata)) == (1000, len(trig))
+    with open_events(tmp_path / "out.raw") as out:
+        assert out.info.metadata["serial_number"] == "S1"
+        assert not {"g\x1eometry", "note"} & set(out.info.metadata)

@@ -59,6 +59,16 @@ def open_events(
 CONTAINER_KEYS = frozenset({"date", "evt", "format", "geometry", "version", "endianness", "Date", "plugin_name"})
 
 
+def _storable(key: str, value: str) -> bool:
+    """Whether a metadata item fits every format's header: a printable ASCII token key, a one-line ASCII value.
+
+    Metadata copied from a source file (a damaged one included) may hold anything; what no output format can
+    store is left behind rather than failing the conversion of the events.
+    """
+    return (bool(key) and key.isascii() and key.isprintable() and not any(c.isspace() for c in key)
+            and value.isascii() and value.isprintable())
+
+
 def create_writer(
     path: str | Path,
     width: int,
@@ -70,11 +80,11 @@ def create_writer(
     """A writer chosen by extension; ``evt`` (3 or 2) selects the RAW encoding.
 
     ``metadata`` (e.g. a source file's serial number and sensor generation) is stored where the
-    format has room for it: RAW header lines or HDF5 root attributes.
+    format has room for it: RAW header lines or HDF5 root attributes; items no header can hold are left out.
     """
     path = Path(path)
     suffix = _suffix(path)
-    meta = {k: v for k, v in (metadata or {}).items() if k not in CONTAINER_KEYS and " " not in k}
+    meta = {k: str(v) for k, v in (metadata or {}).items() if k not in CONTAINER_KEYS and _storable(k, str(v))}
     if suffix == ".raw":
         from capture.formats.raw import RawEventWriter
 
