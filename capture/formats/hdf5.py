@@ -356,7 +356,8 @@ class Hdf5EventReader(EventFileReader):
 
     ECF chunks are decoded here (no plugin needed); ``/CD/events`` stored uncompressed or with a
     standard filter (other tools' files) is read through h5py. Times are absolute, as OpenEB
-    writes them.
+    writes them. Attributes are never read in this process: :mod:`capture.formats.hdf5_attributes`
+    reads them in a child that can be stopped, since a damaged string heap makes HDF5 loop forever.
     """
 
     def __init__(self, path: str | Path, *, width: int | None = None, height: int | None = None) -> None:

@@ -18,7 +18,8 @@ from capture.formats.convert import convert_events
 from capture.formats.registry import open_events
 from capture.formats.stats import compute_stats
 
-#: Exceptions the command line reports as one line (app's ``friendly_errors``; its ConfigError is a ValueError).
+#: Exceptions the command line reports as one line (app's ``friendly_errors``, which adds only the config's
+#: ConfigError: no reader raises that).
 USER_ERRORS: tuple[type[BaseException], ...] = (EventFileError, ValueError, OSError)
 
 
