@@ -70,7 +70,7 @@ def test_confidence_is_high_on_texture_and_zero_on_a_flat_region():
 def test_banded_processing_matches_the_whole_image():
     stack, _, _ = region_stack([0, 5, 2, 7, 3], 8, size=(200, 96))
     whole = fuse(stack)
-    tiny = 4 * 96 * (2 * 8 + 16) * (2 * ClassicalSettings().halo_px() + 16) / (1 << 20)
+    tiny = 4 * 96 * (6 * 8 + 16) * (2 * ClassicalSettings().halo_px() + 16) / (1 << 20)
     banded = fuse(stack, max_volume_mib=tiny)
     assert banded.settings["bands"] >= 3 and whole.settings["bands"] == 1
     assert np.mean(whole.focal_index != banded.focal_index) < 1e-3

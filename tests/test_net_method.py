@@ -32,9 +32,11 @@ def test_fuse_returns_a_consistent_result(stack, weights):
     assert r.all_in_focus.shape == (h, w, 3) and r.all_in_focus.dtype == stack.frames.dtype
     assert r.focal_index.shape == r.depth_dpt.shape == r.confidence.shape == (h, w)
     assert r.focal_index.dtype == np.float32 and 0 <= r.focal_index.min() and r.focal_index.max() <= 4
-    # every output pixel is copied from the plane at the rounded index
-    k = np.rint(r.focal_index).astype(int)
-    assert np.array_equal(r.all_in_focus, np.take_along_axis(stack.frames, k[None, ..., None], 0)[0])
+    assert r.settings["output"] == "soft"
+    # gathered without exposure correction, every output pixel is copied from the plane at the rounded index
+    g = fuse(stack, method="net", device="cpu", weights=weights, output="gather", exposure=False)
+    k = np.rint(g.focal_index).astype(int)
+    assert np.array_equal(g.all_in_focus, np.take_along_axis(stack.frames, k[None, ..., None], 0)[0])
     assert np.allclose(r.depth_dpt, np.interp(r.focal_index, np.arange(5), stack.focal_powers_dpt), atol=1e-5)
     assert r.settings["events"] is True and "network" in r.timings_s and "total" in r.timings_s
 
@@ -56,8 +58,8 @@ def test_index_is_the_peak_of_the_guided_filtered_probability_volume(stack, weig
     with torch.no_grad():
         out = model(torch.from_numpy(t.luma)[None], torch.from_numpy(t.events)[None])
     volume = filter_volume(out["prob"][0].numpy().copy(), t.luma.mean(0), 4, 1e-4, subsample=2)
-    smoothed = fuse(stack, method="net", device="cpu", weights=weights)
-    raw = fuse(stack, method="net", device="cpu", weights=weights, smooth_radius=0)
+    smoothed = fuse(stack, method="net", device="cpu", weights=weights, exposure=False)
+    raw = fuse(stack, method="net", device="cpu", weights=weights, smooth_radius=0, exposure=False)
     assert smoothed.settings["smooth_radius"] == 4 and raw.settings["smooth_radius"] == 0
     assert np.array_equal(np.rint(smoothed.focal_index), volume.argmax(0))
     # (the engine runs a channels-last copy: float rounding may flip a near-tie of these untrained weights)

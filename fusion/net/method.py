@@ -5,7 +5,9 @@ never from the network. ``device="auto"`` picks CUDA when torch sees one; on a G
 (or fp16) autocast with channels-last activations, optionally through ``torch.compile``. Large frames are
 processed in overlapping tiles: the per-plane logits are local (a receptive field of a few dozen pixels), so
 each tile's interior is kept and the softmax, confidence and edge-aware refinement run once on the stitched
-full-resolution logits. RGB is gathered from the original frames at the rounded index (no blending).
+full-resolution logits. Frames are exposure-normalised before the network sees them, and the image is made from
+them at the rounded index by :mod:`fusion.blend` — the noise-aware soft output by default, ``output="gather"``
+to copy the best plane's pixel.
 
 The index is the peak plane of the probability volume after a guided filter (radius 4 px, the stack's mean luma as
 guide: ``fusion.guided``, the classical method's cost-volume filter), refined to sub-plane by its neighbours.
@@ -21,6 +23,7 @@ scored below the peak (30.29 vs 30.43 dB, ±1-plane accuracy 0.887 vs 0.925, at 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 
 from capture.focal_stack import FocalStack
+from fusion.blend import BlendSettings, Output, compose, exposure_gains, to_dtype, unit_frames
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
 from fusion.guided import filter_volume
 from fusion.net.data import stack_tensors
@@ -111,17 +115,20 @@ def _tiles(size: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]
 def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | None = None, use_events: bool = True,
              precision: Precision = "auto", tile: int = 1024, overlap: int = 32, compile: bool = False,
              threads: int | None = None, refine: bool = False, smooth_radius: int = SMOOTH_RADIUS,
-             smooth_eps: float = SMOOTH_EPS) -> FusionResult:
+             smooth_eps: float = SMOOTH_EPS, output: Output = "soft", exposure: bool = True, blend_window: int = 7,
+             blend_tau: float = 0.3) -> FusionResult:
     """Fuse with the focal-index network.
 
     ``use_events=False`` ignores the stack's events (the event ablation). ``precision`` "auto" is fp32 on CPU
     and bf16 on CUDA. Frames larger than ``tile`` on a side are processed in tiles overlapping by ``overlap``
     px. ``threads`` sets torch's CPU threads for this call. ``refine`` uses the diffused expected index.
     ``smooth_radius`` (px, 0 = off) and ``smooth_eps`` guide-filter the probability volume before its peak is
-    read (see the module docstring).
+    read (see the module docstring). ``output``, ``exposure``, ``blend_window`` and ``blend_tau`` are
+    :class:`fusion.blend.BlendSettings`.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    blend = BlendSettings(output, exposure, blend_window, blend_tau).check(FusionError)
     if stack.n_planes > MAX_PLANES:
         raise FusionError(f"the network takes at most {MAX_PLANES} planes, the stack has {stack.n_planes}; "
                           "subsample the sweep or use method 'classical'")
@@ -137,7 +144,9 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     path = str(shipped_weights() if weights is None else Path(weights))
     _, recipe = _load(path)
     model, plane_logits = _placed(path, dev.type, compile)
-    data = stack_tensors(stack)
+    gains = exposure_gains(stack.frames) if blend.exposure else np.ones(stack.n_planes)
+    frames01 = unit_frames(stack.frames, gains)
+    data = stack_tensors(replace(stack, frames=frames01))
     events = data.events if (use_events and data.events is not None) else None
     timings["prepare"] = time.perf_counter() - t0
 
@@ -173,12 +182,13 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     index = index_t.clamp(0, n - 1).float().cpu().numpy()
     confidence = out["confidence"][0].float().cpu().numpy()
     pick = np.rint(index).astype(np.intp)
-    frames = stack.frames
-    fused = np.take_along_axis(frames, pick[None, ..., None] if frames.ndim == 4 else pick[None], axis=0)[0]
-    timings["gather"] = time.perf_counter() - t2
+    fused = to_dtype(compose(frames01, data.luma, pick, blend), stack.frames.dtype)
+    timings["compose"] = time.perf_counter() - t2
     settings = {"weights": Path(path).name, "weights_step": recipe.get("step"), "events": events is not None,
                 "precision": precision, "tiles": len(ys) * len(xs), "compile": compile, "refine": refine,
-                "smooth_radius": 0 if refine else smooth_radius, "smooth_eps": smooth_eps}
+                "smooth_radius": 0 if refine else smooth_radius, "smooth_eps": smooth_eps, "output": output,
+                "exposure": exposure, "exposure_gains": gains.tolist(), "blend_window": blend_window,
+                "blend_tau": blend_tau}
     return FusionResult(fused, index.astype(np.float32), depth_from_index(index, stack.focal_powers_dpt),
                         confidence.astype(np.float32), "net", dev.type, timings, settings)
 

@@ -1,0 +1,107 @@
+"""Exposure normalisation and the noise-aware soft output, on stacks whose answer is known."""
+
+import cv2
+import numpy as np
+import pytest
+
+from capture.focal_stack import FocalStack
+from fusion import blend, metrics
+from fusion.engine import fuse
+from tests.fusion_stacks import interior, region_stack
+
+
+def _texture(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.uniform(0.15, 0.85, shape).astype(np.float32), (0, 0), 0.8)
+
+
+def _depth_of_field_stack(sharp_planes: int, n: int = 9, sigma: float = 0.02, seed: int = 1):
+    """Planes n//2 − … : the middle ``sharp_planes`` planes show the truth, the rest a blur growing away from them;
+    every plane carries its own sensor noise."""
+    truth = np.stack([_texture((72, 96), s) for s in range(3)], -1)
+    rng = np.random.default_rng(seed)
+    lo = n // 2 - sharp_planes // 2
+    frames = []
+    for k in range(n):
+        away = max(lo - k, k - (lo + sharp_planes - 1), 0)
+        img = truth if away == 0 else cv2.GaussianBlur(truth, (0, 0), 1.5 * away)
+        frames.append(img + rng.normal(0, sigma, truth.shape).astype(np.float32))
+    return FocalStack(np.clip(np.stack(frames), 0, 1).astype(np.float32), np.linspace(0, 2, n)), truth
+
+
+def test_soft_output_averages_the_planes_as_sharp_as_the_best_one():
+    """Three planes equally in focus: their mean has a third of the noise power (≈ +4.8 dB); the gather copies
+    one. Only the in-focus planes are averaged: the result is not blurred."""
+    stack, truth = _depth_of_field_stack(3)
+    soft = fuse(stack, output="soft").all_in_focus
+    gather = fuse(stack, output="gather").all_in_focus
+    gain = metrics.psnr(truth, soft, 1.0) - metrics.psnr(truth, gather, 1.0)
+    assert 3.5 < gain < 5.0
+    mean3 = stack.frames[3:6].mean(axis=0)
+    assert metrics.psnr(truth, soft, 1.0) > metrics.psnr(truth, mean3, 1.0) - 0.3
+
+
+def test_soft_output_keeps_the_single_sharp_plane():
+    """One plane in focus, its neighbours clearly blurred: soft and gather agree (nothing blurred in)."""
+    stack, truth = _depth_of_field_stack(1, sigma=0.01)
+    soft = fuse(stack, output="soft").all_in_focus
+    gather = fuse(stack, output="gather").all_in_focus
+    assert abs(metrics.psnr(truth, soft, 1.0) - metrics.psnr(truth, gather, 1.0)) < 0.3
+    assert metrics.psnr(truth, soft, 1.0) > metrics.psnr(truth, stack.frames[3], 1.0) - 0.5
+
+
+def test_noise_variance_is_read_from_the_stack():
+    stack, _ = _depth_of_field_stack(1, sigma=0.02)
+    y = blend.luma(stack.frames)
+    var = blend.noise_variance(y)
+    luma_sigma = 0.02 * float(np.sqrt(np.sum(blend.LUMA_601 ** 2)))
+    assert np.median(np.sqrt(var)) == pytest.approx(luma_sigma, rel=0.25)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_exposure_gains_are_recovered_and_removed(dtype):
+    """Planes brightened or darkened by known gains: the gains come back to 0.4 %, and fusing the drifting stack
+    gives the image of the stack without drift."""
+    stack, truth, _ = region_stack([1, 4, 6, 2], 8, dtype=np.float32, size=(96, 128))
+    rng = np.random.default_rng(3)
+    gains = 1.0 + rng.uniform(-0.04, 0.04, 8)
+    gains /= np.median(gains)
+    drifted = stack.frames * gains[:, None, None, None].astype(np.float32)
+    if dtype == np.uint16:
+        frames, clean = (drifted * 50000).round().astype(np.uint16), (stack.frames * 50000).round().astype(np.uint16)
+    else:
+        frames, clean = drifted.astype(np.float32), stack.frames
+    estimate = blend.exposure_gains(frames)
+    np.testing.assert_allclose(estimate, gains, rtol=4e-3)  # 0.4 %: a third of a code at 8 bits
+    a = fuse(FocalStack(frames, stack.focal_powers_dpt))
+    b = fuse(FocalStack(clean, stack.focal_powers_dpt))
+    core = interior(truth)
+    assert a.settings["exposure_gains"] == pytest.approx(estimate.tolist())
+    assert np.mean(np.rint(a.focal_index[core]) == truth[core]) > 0.99
+    scale = 50000.0 if dtype == np.uint16 else 1.0
+    assert np.abs(a.all_in_focus[core].astype(np.float64) - b.all_in_focus[core]).max() <= 0.003 * scale
+    unnormalised = fuse(FocalStack(frames, stack.focal_powers_dpt), exposure=False)
+    assert np.abs(unnormalised.all_in_focus[core].astype(np.float64) - b.all_in_focus[core]).max() > 0.01 * scale
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_stack_without_drift_passes_through_bit_for_bit(dtype):
+    """No drift: gains are exactly 1 and the gathered output copies frame pixels exactly, grey and 16-bit alike."""
+    stack, truth, sharp = region_stack([0, 3, 1], 5, dtype=dtype, color=False)
+    assert np.all(blend.exposure_gains(stack.frames) == 1.0)
+    r = fuse(stack, output="gather")
+    core = interior(truth)
+    assert r.all_in_focus.dtype == dtype and r.all_in_focus.ndim == 2
+    assert np.array_equal(r.all_in_focus[core], sharp[core])
+    picked = np.take_along_axis(stack.frames, np.rint(r.focal_index).astype(np.intp)[None], axis=0)[0]
+    assert np.array_equal(r.all_in_focus, picked)
+
+
+def test_blend_settings_are_checked():
+    from fusion.engine import FusionError
+
+    stack, _, _ = region_stack([0, 1], 2)
+    with pytest.raises(FusionError, match="output must be one of"):
+        fuse(stack, output="mean")
+    with pytest.raises(FusionError, match="odd number"):
+        fuse(stack, blend_window=4)
