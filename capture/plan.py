@@ -26,6 +26,10 @@ DEFAULT_PLAN = PLAN_DIR / "default.toml"
 EVT3_BYTES_PER_EVENT = 2.5
 
 
+#: Fraction of a stepped plan's dwell left to the lens to settle (frames exposed then are not planes).
+STEP_SETTLING = 0.05
+
+
 class PlanError(ValueError):
     """A plan file or override that cannot be used; the message names the file, the key and the problem."""
 
@@ -40,8 +44,13 @@ class SweepPlan(StrictModel):
     high_dpt: float = Field(2.5, description="high end of the sweep (dioptres)")
     frequency_hz: float = Field(10.0, gt=0, le=1000, description="sweep frequency of sine/triangle (one sweep = "
                                 "one full period, up then down)")
-    n_planes: int = Field(8, ge=1, le=1024, description="focal planes per sweep (stepped: number of set points; "
-                          "1 holds low_dpt, e.g. for a calibration-target recording)")
+    n_planes: int = Field(16, ge=1, le=1024, description="focal planes per sweep: the most frames a focal stack takes "
+                          "(stepped: the number of set points; 1 holds low_dpt, e.g. for a calibration-target "
+                          "recording)")
+    stack_span: Literal["period", "half"] = Field(
+        "period", description="frames a focal stack takes from one sweep: period = both halves, whose focal powers "
+                              "interleave (up to twice the depth sampling); half = the rising half only (half the "
+                              "time: scenes that move)")
     dwell_ms: float = Field(20.0, gt=0, description="stepped: time each set point is held")
     sweeps: int | None = Field(None, ge=1, description="number of sweeps to record (or give duration_s)")
     duration_s: float | None = Field(None, gt=0, description="seconds to record (or give sweeps)")
@@ -98,6 +107,33 @@ class SweepPlan(StrictModel):
             return (self.low_dpt,)
         step = (self.high_dpt - self.low_dpt) / (self.n_planes - 1)
         return tuple(self.low_dpt + i * step for i in range(self.n_planes))
+
+    def frames_per_stack(self) -> float:
+        """Frames the frame camera delivers over one stack's span (stepped: settled frames per set point)."""
+        if self.waveform == "stepped":
+            return self.frame_rate_hz * self.dwell_ms / 1000.0 * (1.0 - STEP_SETTLING)
+        return self.frame_rate_hz * self.period_s * (0.5 if self.stack_span == "half" else 1.0)
+
+    def plane_shortfall(self, n_planes: int | None = None) -> str | None:
+        """One line saying that a stack cannot have ``n_planes`` (default: the plan's) planes and what would give
+        them, or None. Every plane of a focal stack is a real frame, so the frames per sweep bound the planes."""
+        n = self.n_planes if n_planes is None else n_planes
+        frames = self.frames_per_stack()
+        if self.waveform == "stepped":
+            if frames >= 1.0:
+                return None
+            need_ms = 1000.0 / (self.frame_rate_hz * (1.0 - STEP_SETTLING))
+            return (f"a {self.dwell_ms:g} ms dwell at {self.frame_rate_hz:g} fps leaves some set points without a "
+                    f"settled frame: use dwell_ms >= {need_ms:.1f} or a higher frame rate")
+        if math.floor(frames + 1e-9) >= n:
+            return None
+        span = "period" if self.stack_span == "period" else "rising half"
+        share = 1.0 if self.stack_span == "period" else 0.5
+        fps = n / (self.period_s * share)
+        hz = self.frame_rate_hz * share / n
+        return (f"a {self.frequency_hz:g} Hz sweep at {self.frame_rate_hz:g} fps gives {math.floor(frames + 1e-9)} "
+                f"frames per {span}, so its stacks have that many planes, not {n}: for {n} planes record at "
+                f">= {fps:.0f} fps or sweep at <= {hz:.2f} Hz")
 
     @property
     def sweeps_total(self) -> int | None:

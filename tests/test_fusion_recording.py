@@ -87,3 +87,24 @@ def test_events_need_the_spatial_calibration(recorded, tmp_path):
     rec, _ = recorded
     result = invoke("fuse", rec, "--out", tmp_path)
     assert result.exit_code == 2 and "spatial" in result.output
+
+
+def test_planes_default_to_every_frame_and_a_shortfall_is_said_once(recorded, tmp_path):
+    """Without --planes a stack takes up to the plan's n_planes (16) frames; the 25 Hz / 200 fps sweep has 8 per
+    period, so every stack has 8 planes at the frames' own powers and one note says what would give 16."""
+    rec, _ = recorded
+    result = invoke("fuse", rec, "--out", tmp_path, "--all", "--no-events")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("note:") == 1
+    assert "gives 8 frames per period" in result.output and "record at >= 400 fps or sweep at <= 12.50 Hz" in \
+        result.output
+    for folder in tmp_path.iterdir():
+        info = json.loads((folder / "result.json").read_text())
+        powers = info["input"]["focal_powers_dpt"]
+        assert info["input"]["planes"] == 8 and info["input"]["meta"]["span"] == "period"
+        assert [p["powers_dpt"][0] for p in info["input"]["meta"]["planes"]] == pytest.approx(powers)
+        assert np.ptp(np.diff(powers)) > 0.05  # a sine samples the range unevenly: non-uniform planes
+    half = invoke("fuse", rec, "--out", tmp_path / "half", "--span", "half", "--no-events")
+    assert half.exit_code == 0, half.output
+    info = json.loads((tmp_path / "half" / "sweep00000" / "result.json").read_text())
+    assert info["input"]["planes"] == 4 and {p["half"] for p in info["input"]["meta"]["planes"]} == {"rising"}

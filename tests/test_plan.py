@@ -69,3 +69,16 @@ def test_only_a_stepped_plan_may_hold_one_power():
         SweepPlan(waveform="sine", n_planes=1)
     with pytest.raises(ValueError, match="must be above low_dpt"):
         SweepPlan(waveform="stepped", low_dpt=1.0, high_dpt=1.0, n_planes=3)
+
+
+def test_plane_shortfall_names_the_frame_rate_or_sweep_frequency_that_would_cover_it():
+    plan = SweepPlan(frequency_hz=4.0, frame_rate_hz=60.0, n_planes=15)
+    assert plan.frames_per_stack() == pytest.approx(15.0) and plan.plane_shortfall() is None
+    note = plan.plane_shortfall(16)
+    assert "15 frames per period" in note and ">= 64 fps" in note and "<= 3.75 Hz" in note
+    half = plan.model_copy(update={"stack_span": "half"})
+    assert half.frames_per_stack() == pytest.approx(7.5)
+    assert "7 frames per rising half" in half.plane_shortfall(8) and ">= 64 fps" in half.plane_shortfall(8)
+    stepped = SweepPlan(waveform="stepped", n_planes=6, dwell_ms=10.0, frame_rate_hz=60.0)
+    assert "dwell_ms >= 17.5" in stepped.plane_shortfall()
+    assert SweepPlan(waveform="stepped", n_planes=6, dwell_ms=40.0, frame_rate_hz=60.0).plane_shortfall() is None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import console, friendly_errors, parse_board
+from app.cli.common import console, err_console, friendly_errors, parse_board, progress
 
 
 def calibrate(
@@ -54,12 +54,18 @@ def stack(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     fmt: Annotated[str, typer.Option("--format", help="eventstackmff (PNG folders) or npz (lossless counts).")]
     = "eventstackmff",
-    planes: Annotated[int, typer.Option(help="Focal planes per sweep.", min=1)] = 16,
+    planes: Annotated[int | None, typer.Option(help="Most planes per stack; each plane is a frame at its own focal "
+                                                    "power (default: the recording's plan).", min=2,
+                                               show_default=False)] = None,
+    span: Annotated[str | None, typer.Option(help="Frames a stack takes from its sweep: period (both halves) or "
+                                                  "half (the rising half; default: the recording's plan).",
+                                             show_default=False)] = None,
     sweep: Annotated[list[int] | None, typer.Option(help="Sweep index to export (repeatable; default all).")]
     = None,
     guard: Annotated[float, typer.Option(help="Fraction of the range dropped at each turnaround.")] = 0.05,
 ) -> None:
     """Aligned RGB + event focal stacks of a recording's sweeps, one stack per sweep."""
+    from app.cli.stacking import ShortfallNote, stack_choice
     from calibration.model import Calibration, CalibrationError
     from calibration.stack import build_focal_stack
     from capture.recording import Recording
@@ -69,20 +75,31 @@ def stack(
         raise CalibrationError(f"--format must be eventstackmff or npz, got {fmt!r}")
     cal = Calibration.load(calib)
     out.mkdir(parents=True, exist_ok=True)
-    n = 0
+    n, counts = 0, set()
     with Recording.open(rec) as recording:
-        for data in recording.sweeps():
-            if sweep and data.index not in sweep:
-                continue
-            st = build_focal_stack(data, cal, n_planes=planes, guard_fraction=guard)
-            if fmt == "npz":
-                st.save_npz(out / f"{st.name}.npz")
-            else:
-                write_eventstackmff(st, out, scene=st.name)
-            n += 1
+        n_planes, span = stack_choice(recording.plan, planes, span)
+        note = ShortfallNote(recording.plan, n_planes, span, lambda text: err_console.print(
+            f"note: {text}", highlight=False, markup=False))
+        total = len(recording) if not sweep else len(set(sweep))
+        with progress() as bar:
+            task = bar.add_task("stacking", total=total, detail="")
+            for data in recording.sweeps():
+                if sweep and data.index not in sweep:
+                    continue
+                bar.update(task, detail=f"sweep {data.index}")
+                st = build_focal_stack(data, cal, n_planes=n_planes, span=span, guard_fraction=guard)
+                note.check(st.n_planes, data.index)
+                if fmt == "npz":
+                    st.save_npz(out / f"{st.name}.npz")
+                else:
+                    write_eventstackmff(st, out, scene=st.name)
+                n += 1
+                counts.add(st.n_planes)
+                bar.advance(task)
     if n == 0:
         raise CalibrationError(f"{rec}: no sweeps to export" + (f" (asked for {sweep})" if sweep else ""))
-    console.print(f"wrote {n} focal stack(s) of {planes} planes to {out} ({fmt})", highlight=False)
+    planes_text = "/".join(str(c) for c in sorted(counts))
+    console.print(f"wrote {n} focal stack(s) of {planes_text} planes ({span}) to {out} ({fmt})", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

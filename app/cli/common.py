@@ -21,6 +21,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from rich.live import Live
+    from rich.progress import Progress
 
     from app.config import FocalrigConfig
 
@@ -142,6 +143,15 @@ def friendly_errors(fn: F) -> F:
             raise typer.Exit(2) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def progress() -> Progress:
+    """The bar of commands that work through items (stacks, sweeps, files): count, a detail field, elapsed time;
+    on stderr, gone when done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=err_console, transient=True)
 
 
 def parse_board(text: str) -> tuple[int, int]:

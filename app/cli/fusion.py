@@ -14,10 +14,9 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli.common import console, err_console, friendly_errors, parse_size
+from app.cli.common import console, err_console, friendly_errors, parse_size, progress
 
 MethodOpt = Annotated[str, typer.Option("--method", help="Fusion method: classical (CPU) or net (learned).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
@@ -31,11 +30,6 @@ DatasetsOpt = Annotated[list[str] | None, typer.Option("--test_datasets", "--tes
                                                        help="Dataset folder names under --test_root "
                                                             "(several may follow one flag: A B C).")]
 _EXTRA = {"allow_extra_args": True}
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=err_console, transient=True)
 
 
 def _datasets(ctx: typer.Context, given: list[str] | None) -> list[str]:
@@ -102,7 +96,7 @@ def _run_many(items: list, out: Path, describe, load, method: str, device: str, 
               event_weight: float) -> None:
     """Fuse every (dataset, name, …) item into ``out/<dataset>/`` (seed layout) and print per-dataset times."""
     times: dict[str, list[float]] = {}
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task("fusing", total=len(items), detail="")
         for item in items:
             dataset, name = item[0], item[1]
@@ -237,7 +231,7 @@ def eval_command(
         if unknown:
             raise ValueError(f"unknown peer(s) {sorted(unknown)}; known: {', '.join(PEERS)}")
     rows = []
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task("evaluating", total=len(sources) * (len(method_list) + len(peer_list)), detail="")
         for row in evaluate(sources, method_list, peer_list, prepare=align_stack if align else None,
                             method_options={"classical": _method_options("classical", event_weight)}):
@@ -295,8 +289,12 @@ def fuse_recording(
     sweep: Annotated[list[int] | None, typer.Option("--sweep", help="Sweep index to fuse (repeatable; default 0).")]
     = None,
     all_sweeps: Annotated[bool, typer.Option("--all", help="Fuse every sweep of the recording.")] = False,
-    planes: Annotated[int, typer.Option("--planes", help="Focal planes per sweep (equal-dioptre bins).", min=2)]
-    = 16,
+    planes: Annotated[int | None, typer.Option("--planes", help="Most planes per stack; each plane is a frame at "
+                                               "its own focal power (default: the recording's plan).", min=2,
+                                               show_default=False)] = None,
+    span: Annotated[str | None, typer.Option("--span", help="Frames a stack takes from its sweep: period (both "
+                                             "halves) or half (the rising half; default: the recording's plan).",
+                                             show_default=False)] = None,
     method: MethodOpt = "classical",
     device: DeviceOpt = "auto",
     events: Annotated[bool, typer.Option("--events/--no-events", help="Slice the sweep's events into the stack "
@@ -306,6 +304,7 @@ def fuse_recording(
     """Fuse sweeps of a recording: calibration → aligned focal stack → all-in-focus image and depth map."""
     from dataclasses import replace
 
+    from app.cli.stacking import ShortfallNote, stack_choice
     from calibration.stack import build_focal_stack
     from capture.recording import Recording, RecordingError
     from fusion.engine import fuse
@@ -318,16 +317,20 @@ def fuse_recording(
         if no_sweeps is not None:  # --all over zero sweeps would otherwise end silently, writing nothing
             raise RecordingError(f"{no_sweeps}; there is no sweep to fuse")
         cal = _recording_calibration(recording, calib)
+        n_planes, span = stack_choice(recording.plan, planes, span)
+        note = ShortfallNote(recording.plan, n_planes, span, lambda text: err_console.print(
+            f"note: {text}", highlight=False, markup=False))
         wanted = range(len(recording)) if all_sweeps else (sweep or [0])
         for k in wanted:
             if not 0 <= k < len(recording):
                 raise ValueError(f"{rec}: no sweep {k}; the recording has {len(recording)} sweep(s) (0–"
                                  f"{len(recording) - 1})")
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("fusing", total=len(wanted), detail="")
             for k in wanted:
                 bar.update(task, detail=f"sweep {k}")
-                stack = build_focal_stack(recording.sweep(k), cal, n_planes=planes, with_events=events)
+                stack = build_focal_stack(recording.sweep(k), cal, n_planes=n_planes, span=span, with_events=events)
+                note.check(stack.n_planes, k)
                 stack = replace(stack, meta={**stack.meta, "recording": str(recording.path),
                                              "recording_uid": recording.uid})
                 result = fuse(stack, method=method, device=device, **_method_options(method, event_weight))
