@@ -161,3 +161,17 @@ def bench_fuzz(
                                keep=keep)
     if not tally.passed(mem_limit):
         raise typer.Exit(1)
+
+
+@bench_app.command("startup")
+@friendly_errors
+def bench_startup(
+    repeat: Annotated[int, typer.Option(help="Runs per command after a warm-up; the best is reported.", min=1)] = 5,
+    predict: Annotated[bool, typer.Option("--predict/--no-predict", help="Also time a whole `focalrig predict "
+                                          "--method classical` of a 640x480, 16-plane stack.")] = True,
+) -> None:
+    """Whole-process time of `focalrig --help`, the light commands and a classical predict, each a fresh process
+    (best wall and CPU seconds beside the target)."""
+    from app.bench.startup import run_startup_benchmark
+
+    run_startup_benchmark(console, repeat=repeat, predict=predict)

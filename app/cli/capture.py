@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
@@ -18,10 +18,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.cli.common import console, err_console, friendly_errors, parse_board
-from app.config import FocalrigConfig, load_config, parse_override
 from app.termination import exit_status, handling, signal_name
-from capture.engine import CaptureEngine, EngineStatus
-from capture.plan import SweepPlan
+
+if TYPE_CHECKING:  # imported where used, so that loading the CLI stays fast
+    from app.config import FocalrigConfig
+    from capture.engine import CaptureEngine, EngineStatus
+    from capture.plan import SweepPlan
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Rig configuration (default: the global "
                                                 "--config, else configs/sim.toml).", show_default=False)]
@@ -38,6 +40,8 @@ PlanOpt = Annotated[Path | None, typer.Option("--plan", "-p", help="Sweep plan T
 def _load(ctx: typer.Context, config: Path | None, set_: list[str] | None, plan_path: Path | None,
           sweeps: int | None, duration: float | None) -> tuple[FocalrigConfig, SweepPlan]:
     """The rig config and the plan, with every --set split between them (``plan.*`` keys go to the plan)."""
+    from app.config import load_config
+    from capture.plan import SweepPlan
     from drivers.focus_limits import expected_limits
 
     overrides = _overrides(ctx, set_)
@@ -55,6 +59,8 @@ def _overrides(ctx: typer.Context, set_: list[str] | None) -> list[str]:
 
 def _plan_sets(overrides: list[str], sweeps: int | None, duration: float | None) -> list[tuple[str, object]]:
     """The ``plan.*`` overrides among ``overrides``, then --sweeps / --duration (each clears the other)."""
+    from app.config import parse_override
+
     plan_sets = [parse_override(o) for o in overrides if o.strip().startswith("plan.")]
     if sweeps is not None and duration is not None:
         raise ValueError("give --sweeps or --duration, not both")
@@ -68,6 +74,8 @@ def _plan_sets(overrides: list[str], sweeps: int | None, duration: float | None)
 def _replay_plan(ctx: typer.Context, rig, plan_path: Path | None, set_: list[str] | None, sweeps: int | None,
                  duration: float | None) -> SweepPlan:
     """The plan to re-run a recording with: --plan if given, else the recording's own plan; overrides on top."""
+    from capture.plan import SweepPlan
+
     sets = _plan_sets(_overrides(ctx, set_), sweeps, duration)
     recorded = rig.recording.metadata.get("plan")
     if plan_path is not None or not isinstance(recorded, dict):
@@ -136,6 +144,8 @@ class CaptureStop:
 
     def run(self, engine: CaptureEngine) -> EngineStatus:
         """Run ``engine`` with progress on the terminal, stoppable by the signals above."""
+        from capture.engine import EngineStatus
+
         if self.signum is not None:  # stopped while the devices were being opened: do not start
             return EngineStatus(state="finished", exit_status="aborted",
                                 reason=f"stopped by {signal_name(self.signum)} before the capture began")
@@ -217,6 +227,7 @@ def capture_cmd(
     With --replay REC the recording plays through the same device interfaces as a live rig, so sweeps are cut,
     frames placed and files written exactly as live (e.g. to re-cut a bare event file from other software).
     """
+    from capture.engine import CaptureEngine
     from capture.recording import preflight
     from drivers.focus_limits import connected_limits
     from drivers.registry import open_rig

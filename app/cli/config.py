@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from app.cli.common import console, friendly_errors, state
-from app.config import load_config
 
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
 
@@ -20,6 +19,8 @@ def config_check(
 ) -> None:
     """Validate a configuration file and print it fully resolved (defaults and --set overrides applied)."""
     import tomli_w
+
+    from app.config import load_config
 
     cfg = load_config(file or state.config_path, overrides=state.overrides)
     console.print(tomli_w.dumps(cfg.model_dump(exclude_none=True)), highlight=False, markup=False)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from app.cli.common import console, friendly_errors, print_error
-from app.cli.lens import focus_table
-from app.config import FocalrigConfig
-from drivers.camera import EventCamera, FrameCamera
-from drivers.registry import make_event_camera, make_focus_actuator, make_frame_camera
+
+if TYPE_CHECKING:
+    from app.config import FocalrigConfig
+    from drivers.camera import EventCamera, FrameCamera
 
 devices_app = typer.Typer(help="List the configured devices and check that they answer.", no_args_is_help=True)
 
@@ -98,6 +99,9 @@ def devices_check(ctx: typer.Context) -> None:
 
     Each device is checked on its own, so one failure does not hide the others; exit status 2 if any failed.
     """
+    from app.cli.lens import focus_table
+    from drivers.registry import make_event_camera, make_focus_actuator, make_frame_camera
+
     cfg: FocalrigConfig = ctx.obj.config()
     failures = 0
 

@@ -12,7 +12,7 @@ import functools
 import signal
 import time
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
@@ -20,7 +20,9 @@ from rich.table import Table
 from app.cli.common import console, err_console, friendly_errors
 from app.termination import StopSignal, exit_status, handling
 from drivers.focus import FocusActuator, FocusStatus, Waveform
-from drivers.optotune import OptotuneLensDriver4
+
+if TYPE_CHECKING:  # the driver (pyserial, the simulators) is imported where used, to keep the CLI fast to load
+    from drivers.optotune import OptotuneLensDriver4
 
 lens_app = typer.Typer(help="Drive an Optotune Lens Driver 4 (any serial port or pyserial URL, e.g. optosim://).",
                        no_args_is_help=True)
@@ -57,6 +59,8 @@ def lens_main(
 
 
 def _driver() -> OptotuneLensDriver4:
+    from drivers.optotune import OptotuneLensDriver4
+
     if not _lens.port:
         raise ValueError("no lens port: give `focalrig lens --port PORT …` (e.g. /dev/ttyACM0, COM3, optosim://) "
                          "or set FOCALRIG_LENS_PORT")

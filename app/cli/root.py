@@ -62,7 +62,9 @@ app = typer.Typer(
     name="focalrig",
     help="Acquisition, calibration and all-in-focus fusion for hybrid event/frame focal-sweep rigs.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    # Plain click help: typer's rich panels cost ~0.15 s of imports on every --help (rich.markdown, pygments).
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 120},
     pretty_exceptions_enable=False,
 )
 app.add_typer(events_app, name="events")
