@@ -48,7 +48,9 @@ def synthetic_stack(seed: int, *, size: tuple[int, int] = (128, 128), n_planes: 
                     sweep_margin_dpt: float | tuple[float, float] = 0.0, with_events: bool = True,
                     noise: SensorNoise | Literal["random"] | None = "random", n_layers: int | None = None,
                     blur_px_per_dpt: float | None = None, breathing_per_dpt: float | None = None,
-                    event_substeps: int = 4, slant_probability: float = 0.2) -> FocalStack:
+                    event_substeps: int = 4, slant_probability: float = 0.2,
+                    plane_fractions: np.ndarray | None = None, light_e: float | None = None,
+                    texture_contrast: float = 1.0) -> FocalStack:
     """A deterministic synthetic focal stack (N, H, W, 3) uint8 with events (N, 2, H, W) uint16 and ground truth.
 
     ``size`` is (W, H). Layer depths are drawn in ``depth_range_dpt``; the sweep spans the drawn scene's depth
@@ -56,7 +58,11 @@ def synthetic_stack(seed: int, *, size: tuple[int, int] = (128, 128), n_planes: 
     ``noise``: "random" draws a camera per seed, a :class:`SensorNoise` is used as given, None gives noiseless
     float32 frames. ``n_layers`` (3..8), ``blur_px_per_dpt`` (blur-circle diameter per dpt, 4..12 px) and
     ``breathing_per_dpt`` (±0.5 %/dpt) are drawn from the seed when None. ``event_substeps`` renders per plane
-    feed the event sensor. Everything drawn is recorded in ``meta["recipe"]``.
+    feed the event sensor. ``plane_fractions`` (ascending in [0, 1], one per plane) places the planes inside the
+    sweep instead of uniformly — e.g. :func:`sweep_fractions`, the frames of a sine sweep; ``light_e`` is the
+    photo-electrons of white (the camera's gain keeps white at full scale: low light is noisier, not darker);
+    ``texture_contrast`` < 1 pulls every texture towards its mean (weak texture). Everything drawn is recorded
+    in ``meta["recipe"]``.
     """
     width, height = size
     if n_planes < 2:
@@ -67,11 +73,19 @@ def synthetic_stack(seed: int, *, size: tuple[int, int] = (128, 128), n_planes: 
         raise ValueError(f"depth_range_dpt must be (low, high) with low < high, got {depth_range_dpt}")
     if event_substeps < 1:
         raise ValueError("event_substeps must be >= 1")
+    if plane_fractions is not None:
+        plane_fractions = np.asarray(plane_fractions, np.float64)
+        if plane_fractions.shape != (n_planes,) or np.any(np.diff(plane_fractions) <= 0) or \
+                plane_fractions.min() < 0 or plane_fractions.max() > 1:
+            raise ValueError(f"plane_fractions must be {n_planes} ascending values in [0, 1]")
+    if not 0 < texture_contrast <= 1:
+        raise ValueError(f"texture_contrast must be in (0, 1], got {texture_contrast}")
     rng = np.random.default_rng(seed)
     recipe: dict = {"seed": int(seed), "size": [int(width), int(height)], "n_planes": int(n_planes)}
 
-    scene, scene_recipe = _random_scene(rng, width, height, depth_range_dpt, n_layers, slant_probability)
-    recipe.update(scene_recipe)
+    scene, scene_recipe = _random_scene(rng, width, height, depth_range_dpt, n_layers, slant_probability,
+                                        texture_contrast)
+    recipe.update(scene_recipe, texture_contrast=texture_contrast)
     k_blur = float(rng.uniform(4.0, 12.0)) if blur_px_per_dpt is None else float(blur_px_per_dpt)
     breathing = float(rng.uniform(-0.005, 0.005)) if breathing_per_dpt is None else float(breathing_per_dpt)
     optics = SweepOptics(blur_px_per_dpt=k_blur, breathing_per_dpt=breathing,
@@ -82,7 +96,8 @@ def synthetic_stack(seed: int, *, size: tuple[int, int] = (128, 128), n_planes: 
     d_lo, d_hi = float(np.nanmin(scene.depth)) - float(lo_m), float(np.nanmax(scene.depth)) + float(hi_m)
     if not d_hi > d_lo:
         raise ValueError(f"sweep_margin_dpt {sweep_margin_dpt} leaves an empty sweep over the scene's depths")
-    powers = np.linspace(d_lo, d_hi, n_planes)
+    powers = np.linspace(d_lo, d_hi, n_planes) if plane_fractions is None else d_lo + (d_hi - d_lo) * plane_fractions
+    recipe["plane_sampling"] = "uniform" if plane_fractions is None else "given"
     # The calibration's breathing estimate is off by a few percent: frames are re-aligned with it.
     breathing_estimate = breathing * (1.0 + float(rng.normal(0.0, 0.05)))
     recipe.update(blur_px_per_dpt=k_blur, breathing_per_dpt=breathing, breathing_estimate=breathing_estimate,
@@ -91,14 +106,15 @@ def synthetic_stack(seed: int, *, size: tuple[int, int] = (128, 128), n_planes: 
     linear = np.stack([_unbreathe(renderer.render_rgb(float(d)), optics, breathing_estimate, float(d),
                                   cv2.INTER_LINEAR) for d in powers])
     aif_linear = scene.radiance
-    frames, aif, camera_recipe = _camera(linear, aif_linear, noise, rng)
+    frames, aif, camera_recipe = _camera(linear, aif_linear, noise, rng, light_e)
     recipe.update(camera_recipe)
 
     ground_truth = {"all_in_focus": aif, "depth_dpt": scene.depth.astype(np.float32),
                     "focal_index": best_plane_labels(_encode(linear), _encode(aif_linear), scene.depth, powers)}
     events = None
     if with_events:
-        events, event_recipe = _events(renderer, powers, event_substeps, breathing_estimate, rng)
+        events, event_recipe = _events(renderer, powers, event_substeps, breathing_estimate, rng,
+                                       uniform=plane_fractions is None)
         recipe.update(event_recipe)
     return FocalStack(frames, powers, events, ground_truth, {"source": "fusion.synthetic", "recipe": recipe},
                       f"synthetic-{seed}")
@@ -122,9 +138,19 @@ def best_plane_labels(stack: np.ndarray, all_in_focus: np.ndarray, depth_dpt: np
     return refined.astype(np.float32)
 
 
+def sweep_fractions(frames: int, phase: float, span: Literal["period", "half"] = "period") -> np.ndarray:
+    """Where the frames of a sine sweep sample its range (0 = low end, 1 = high end), ascending, as a frame-true
+    stack takes them: ``frames`` exposures at equal times over one period (or its rising half) starting at
+    ``phase`` (0..1 of the frame interval); powers closer than 1e-6 of the range are one plane."""
+    share = 1.0 if span == "period" else 0.5
+    t = (phase + np.arange(frames)) / frames * share
+    f = np.sort(0.5 - 0.5 * np.cos(2 * math.pi * t))
+    return f[np.concatenate([[True], np.diff(f) > 1e-6])]
+
+
 # -- scene ---------------------------------------------------------------------------------------------
 def _random_scene(rng: np.random.Generator, width: int, height: int, depth_range: tuple[float, float],
-                  n_layers: int | None, slant_probability: float) -> tuple[Scene, dict]:
+                  n_layers: int | None, slant_probability: float, contrast: float = 1.0) -> tuple[Scene, dict]:
     """Background (optionally slanted) plus near layers, each a union of ellipses, far to near."""
     n = int(rng.integers(3, 9)) if n_layers is None else int(n_layers)
     if n < 1:
@@ -136,6 +162,9 @@ def _random_scene(rng: np.random.Generator, width: int, height: int, depth_range
     slanted = bool(rng.random() < slant_probability)
     for i, d in enumerate(depths):
         texture = _texture(rng, width, height)
+        if contrast != 1.0:
+            mean = texture.mean(axis=(0, 1), keepdims=True)
+            texture = (mean + np.float32(contrast) * (texture - mean)).astype(np.float32)
         if i == 0:
             alpha = np.ones((height, width), np.float32)
             depth: float | np.ndarray = float(d)
@@ -190,7 +219,7 @@ def _encode(linear: np.ndarray) -> np.ndarray:
 
 
 def _camera(linear: np.ndarray, aif_linear: np.ndarray, noise: SensorNoise | str | None,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+            rng: np.random.Generator, light_e: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Frames and all-in-focus image as the camera encodes them (sRGB), with exposure drift and sensor noise."""
     exposure = rng.uniform(0.6, 1.0)  # fraction of full well the brightest texture value reaches
     drift = 1.0 + rng.uniform(-0.03, 0.03, linear.shape[0])  # exposure/gain drift across planes
@@ -200,9 +229,10 @@ def _camera(linear: np.ndarray, aif_linear: np.ndarray, noise: SensorNoise | str
     if isinstance(noise, str):
         if noise != "random":
             raise ValueError(f"noise must be 'random', a SensorNoise or None, got {noise!r}")
-        full_well = 10_000.0
+        full_well = 10_000.0 if light_e is None else float(light_e)  # the gain keeps white at full scale
         noise = SensorNoise(full_well_e=full_well, electrons_per_unit=full_well,
-                            read_noise_e=float(rng.uniform(1.0, 5.0)) * full_well / 255.0, output="srgb")
+                            read_noise_e=float(rng.uniform(1.0, 5.0)) * min(full_well, 10_000.0) / 255.0,
+                            output="srgb")
     frames = np.stack([noise.apply(linear[k] * exposure * drift[k], rng) for k in range(linear.shape[0])])
     scale = np.float32(noise.max_dn)
     aif = np.round(_encode(aif_linear * exposure * noise.electrons_per_unit / noise.full_well_e) * scale)
@@ -211,12 +241,18 @@ def _camera(linear: np.ndarray, aif_linear: np.ndarray, noise: SensorNoise | str
 
 # -- events --------------------------------------------------------------------------------------------
 def _events(renderer: DefocusRenderer, powers: np.ndarray, substeps: int, breathing_estimate: float,
-            rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+            rng: np.random.Generator, *, uniform: bool = True) -> tuple[np.ndarray, dict]:
     """Per-plane ON/OFF counts (N, 2, H, W) uint16 from an ESIM sensor watching the sweep in time order."""
     n = powers.size
     h, w = renderer.scene.height, renderer.scene.width
-    spacing = (powers[-1] - powers[0]) / (n - 1)
-    grid = powers[0] - spacing / 2 + spacing * np.arange(n * substeps + 1) / substeps
+    if uniform:
+        spacing = (powers[-1] - powers[0]) / (n - 1)
+        grid = powers[0] - spacing / 2 + spacing * np.arange(n * substeps + 1) / substeps
+    else:  # plane k's events: from halfway to plane k−1 to halfway to plane k+1 (the ends mirrored)
+        mids = 0.5 * (powers[1:] + powers[:-1])
+        edges = np.concatenate([[2 * powers[0] - mids[0]], mids, [2 * powers[-1] - mids[-1]]])
+        grid = np.concatenate([np.linspace(edges[k], edges[k + 1], substeps, endpoint=False) for k in range(n)]
+                              + [edges[-1:]])
     descending = bool(rng.random() < 0.5)
     if descending:
         grid = grid[::-1]

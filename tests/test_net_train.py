@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -124,3 +125,49 @@ def test_validation_scores_real_stack_folders_and_skips_missing_ones(tmp_path):
     val = trainer.validate()
     assert 0.0 < val["real_qabf"] <= 1.0 and 0.0 < val["real_qabf_classical"] <= 1.0
     assert any("gone" in n and "skipped" in n for n in notes)
+
+
+def test_the_recipe_draws_frame_true_low_light_and_weak_texture_stacks():
+    """With every share at 1, each drawn stack is a sine sweep's frames (non-uniform powers, both halves or the
+    rising one), dimly lit and weakly textured; specs survive a checkpoint's list form, old 3-field states too."""
+    from fusion.net.data import SampleSpec
+
+    recipe = DataRecipe(size=24, planes=(6,), event_substeps=1, sweep_sampling=1.0, low_light=1.0, weak_texture=1.0)
+    rng = np.random.default_rng(0)
+    specs = [recipe.draw_spec(rng) for _ in range(12)]
+    assert {s.sampling for s in specs} == {"period", "half"}
+    assert all(150 <= s.light_e <= 3000 and 0.1 <= s.contrast <= 0.4 for s in specs)
+    assert all(SampleSpec.from_list(s.to_list()) == s for s in specs)
+    assert SampleSpec.from_list([5, 8, [0.1, 0.2]]) == SampleSpec(5, 8, (0.1, 0.2))
+    stack = synthetic_stack(specs[0].seed, size=(24, 24), n_planes=6, plane_fractions=specs[0].plane_fractions(),
+                            light_e=specs[0].light_e, texture_contrast=specs[0].contrast, event_substeps=1)
+    steps = np.diff(stack.focal_powers_dpt)
+    assert stack.n_planes == 6 and steps.min() > 0 and steps.max() > 1.5 * steps.min()
+    sample = recipe.render(specs[0])
+    assert sample["luma"].shape == (6, 24, 24) and np.isfinite(sample["label"]).all()
+    # The original recipe draws what it always drew: uniform, bright, fully textured.
+    first = DataRecipe(size=24, planes=(6,)).draw_spec(np.random.default_rng(3))
+    assert first.sampling == "uniform" and first.light_e is None and first.contrast == 1.0
+
+
+def test_sweep_fractions_interleave_the_two_halves():
+    from fusion.synthetic import sweep_fractions
+
+    period = sweep_fractions(15, 0.3)
+    half = sweep_fractions(15, 0.3, "half")
+    assert period.size == 15 and half.size == 15
+    assert np.all(np.diff(period) > 0) and 0 <= period.min() and period.max() <= 1
+    assert sweep_fractions(15, 0.0).size < 15  # at phase 0 the two halves sample the same powers
+
+
+def test_training_can_start_from_existing_weights(tmp_path):
+    first = Trainer(TrainConfig.model_validate(TINY), tmp_path / "a")
+    first.export_weights(tmp_path / "w.pt")
+    cfg = TrainConfig.model_validate({**TINY, "train": {**TINY["train"], "init_weights": str(tmp_path / "w.pt")}})
+    second = Trainer(cfg, tmp_path / "b")
+    for (name, p), q in zip(first.model.state_dict().items(), second.model.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    other = TrainConfig.model_validate({**TINY, "train": {**TINY["train"], "init_weights": str(tmp_path / "w.pt")},
+                                        "model": {"d_model": 8}})
+    with pytest.raises(ValueError, match="another shape"):
+        Trainer(other, tmp_path / "c")

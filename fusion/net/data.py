@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from capture.focal_stack import FocalStack
-from fusion.synthetic import synthetic_stack
+from fusion.synthetic import sweep_fractions, synthetic_stack
 
 #: BT.601 luma weights (as the seed projects' COLOR_BGR2GRAY / PIL "L").
 LUMA_601 = np.array([0.299, 0.587, 0.114], np.float32)
@@ -65,16 +65,48 @@ def stack_tensors(stack: FocalStack) -> StackTensors:
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """Everything that determines one rendered training stack."""
+    """Everything that determines one rendered training stack.
+
+    ``sampling``: "uniform" planes, or the frames of a sine sweep over a "period" (both halves interleaved) or its
+    rising "half", starting at ``phase`` of a frame interval — the frame-true stacks a recording gives. ``light_e``
+    (photo-electrons of white; None: the default bright camera) and ``contrast`` (texture contrast) make low-light
+    and weak-texture stacks.
+    """
 
     seed: int
     n_planes: int
     margin_dpt: tuple[float, float]
+    sampling: str = "uniform"
+    phase: float = 0.0
+    light_e: float | None = None
+    contrast: float = 1.0
+
+    def plane_fractions(self) -> np.ndarray | None:
+        if self.sampling == "uniform":
+            return None
+        return sweep_fractions(self.n_planes, self.phase, "half" if self.sampling == "half" else "period")
+
+    def to_list(self) -> list:
+        return [self.seed, self.n_planes, list(self.margin_dpt), self.sampling, self.phase, self.light_e,
+                self.contrast]
+
+    @classmethod
+    def from_list(cls, v: list) -> SampleSpec:
+        """From :meth:`to_list` (a pool state; states saved before the sampling fields hold only the first 3)."""
+        extra = v[3:] + [None] * (7 - len(v))
+        return cls(int(v[0]), int(v[1]), (float(v[2][0]), float(v[2][1])), extra[0] or "uniform",
+                   float(extra[1] or 0.0), None if extra[2] is None else float(extra[2]),
+                   float(1.0 if extra[3] is None else extra[3]))
 
 
 @dataclass(frozen=True)
 class DataRecipe:
-    """How training stacks are drawn (saved with the weights)."""
+    """How training stacks are drawn (saved with the weights).
+
+    ``sweep_sampling`` of the stacks are frame-true sine-sweep samplings (their frames' non-uniform powers, both
+    sweep halves in 70 % of them), ``low_light`` are lit with 150..3,000 photo-electrons for white (log-uniform),
+    ``weak_texture`` have their textures at 10..40 % contrast.
+    """
 
     size: int = 128
     planes: tuple[int, ...] = (4, 8, 12, 16)
@@ -82,17 +114,33 @@ class DataRecipe:
     depth_range_dpt: tuple[float, float] = (0.0, 3.0)
     event_substeps: int = 4
     event_dropout: float = 0.25
+    sweep_sampling: float = 0.0
+    low_light: float = 0.0
+    weak_texture: float = 0.0
 
     def render(self, spec: SampleSpec) -> dict[str, np.ndarray]:
         stack = synthetic_stack(spec.seed, size=(self.size, self.size), n_planes=spec.n_planes,
                                 depth_range_dpt=self.depth_range_dpt, sweep_margin_dpt=spec.margin_dpt,
-                                event_substeps=self.event_substeps)
+                                event_substeps=self.event_substeps, plane_fractions=spec.plane_fractions(),
+                                light_e=spec.light_e, texture_contrast=spec.contrast)
         return sample_arrays(stack)
 
     def draw_spec(self, rng: np.random.Generator, n_planes: int | None = None) -> SampleSpec:
         n = int(rng.choice(self.planes)) if n_planes is None else n_planes
         margins = rng.uniform(0.0, self.margin_max_dpt, 2) * (rng.random() < 0.7)
-        return SampleSpec(int(rng.integers(0, VALIDATION_SEED_BASE)), n, (float(margins[0]), float(margins[1])))
+        seed = int(rng.integers(0, VALIDATION_SEED_BASE))
+        spec = SampleSpec(seed, n, (float(margins[0]), float(margins[1])))
+        if not (self.sweep_sampling or self.low_light or self.weak_texture):
+            return spec  # the original recipe draws nothing more (its pools and runs stay reproducible)
+        sampling = "uniform"
+        phase = 0.0
+        if rng.random() < self.sweep_sampling:
+            sampling = "period" if rng.random() < 0.7 else "half"
+            # away from the phases where a period's two halves would sample the same powers (one plane less)
+            phase = float(rng.uniform(0.02, 0.48) + 0.5 * (rng.random() < 0.5))
+        light = float(np.exp(rng.uniform(np.log(150.0), np.log(3000.0)))) if rng.random() < self.low_light else None
+        contrast = float(rng.uniform(0.1, 0.4)) if rng.random() < self.weak_texture else 1.0
+        return SampleSpec(seed, n, spec.margin_dpt, sampling, phase, light, contrast)
 
 
 def sample_arrays(stack: FocalStack) -> dict[str, np.ndarray]:
@@ -182,12 +230,11 @@ class SyntheticPool:
 
     def state(self) -> dict[int, list[list]]:
         """The slots' specs as plain lists (stored in checkpoints)."""
-        return {n: [[s.seed, s.n_planes, list(s.margin_dpt)] for s in slots] for n, slots in self.specs.items()}
+        return {n: [s.to_list() for s in slots] for n, slots in self.specs.items()}
 
     @staticmethod
     def specs_from_state(state: dict) -> dict[int, list[SampleSpec]]:
-        return {int(n): [SampleSpec(int(a), int(b), (float(c[0]), float(c[1]))) for a, b, c in slots]
-                for n, slots in state.items()}
+        return {int(n): [SampleSpec.from_list(v) for v in slots] for n, slots in state.items()}
 
 
 def validation_specs(count: int, planes: tuple[int, ...] = (8, 16), margins: tuple[float, ...] = (0.0, 0.5)

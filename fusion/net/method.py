@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,18 +37,12 @@ from fusion.engine import FusionError, FusionResult, depth_from_index, register_
 from fusion.guided import filter_volume
 from fusion.net.data import stack_tensors
 from fusion.net.model import MAX_PLANES, FocalIndexNet, NetConfig, peak_index
-from fusion.net.train import WEIGHTS_FORMAT, WEIGHTS_VERSION, pick_device
+from fusion.net.train import WEIGHTS_FORMAT, WEIGHTS_VERSION, pick_device, shipped_weights
 
-WEIGHTS_FILE = "focal_index_net.pt"
 #: Guided filter over the probability volume (radius px, regulariser on [0, 1] luma): see the module docstring.
 SMOOTH_RADIUS = 4
 SMOOTH_EPS = 1e-4
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-
-
-def shipped_weights() -> Path:
-    """Path of the weights shipped in the package."""
-    return Path(str(resources.files("fusion.net") / "weights" / WEIGHTS_FILE))
 
 
 def load_weights(path: str | Path | None = None) -> tuple[FocalIndexNet, dict[str, Any]]:

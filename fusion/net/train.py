@@ -18,6 +18,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -35,6 +36,7 @@ from fusion.net.model import FocalIndexNet, NetConfig, count_parameters, gather_
 
 CHECKPOINT_FORMAT = "focalrig.net.checkpoint"
 WEIGHTS_FORMAT = "focalrig.net.weights"
+WEIGHTS_FILE = "focal_index_net.pt"
 WEIGHTS_VERSION = 1
 
 
@@ -62,6 +64,9 @@ class RunSection(_Strict):
     #: that are not there are skipped with a note (so a config runs without ../shared).
     real_val_dirs: tuple[str, ...] = ()
     real_val_size: int = Field(320, ge=32, description="long side the real stacks are resized to for validation")
+    #: Start from these weights instead of from scratch ("shipped": the package's own; or a best.pt): fine-tuning
+    #: on a new recipe or on your own data. Their network config must equal the [model] section.
+    init_weights: str | None = None
 
 
 class DataSection(_Strict):
@@ -71,6 +76,9 @@ class DataSection(_Strict):
     depth_range_dpt: tuple[float, float] = (0.0, 3.0)
     event_substeps: int = Field(4, ge=1)
     event_dropout: float = Field(0.25, ge=0, le=1)
+    sweep_sampling: float = Field(0.0, ge=0, le=1, description="share of frame-true sine-sweep stacks")
+    low_light: float = Field(0.0, ge=0, le=1, description="share of low-light stacks")
+    weak_texture: float = Field(0.0, ge=0, le=1, description="share of weak-texture stacks")
 
 
 #: ``[model]``: exactly NetConfig's fields and defaults (one definition; unknown keys are still errors).
@@ -104,10 +112,15 @@ class TrainConfig(_Strict):
     def recipe(self) -> DataRecipe:
         d = self.data
         return DataRecipe(d.size, tuple(d.planes), d.margin_max_dpt, tuple(d.depth_range_dpt), d.event_substeps,
-                          d.event_dropout)
+                          d.event_dropout, d.sweep_sampling, d.low_light, d.weak_texture)
 
     def net_config(self) -> NetConfig:
         return NetConfig(**self.model.model_dump())
+
+
+def shipped_weights() -> Path:
+    """Path of the weights shipped in the package (``fusion/net/weights/``, through importlib.resources)."""
+    return Path(str(resources.files("fusion.net") / "weights" / WEIGHTS_FILE))
 
 
 def pick_device(device: str) -> torch.device:
@@ -174,6 +187,8 @@ class Trainer:
             self._load(ckpt)
         elif ckpt.exists():
             raise ValueError(f"{ckpt} exists; pass --resume to continue that run or choose another output folder")
+        elif cfg.train.init_weights:
+            self._init_from(cfg.train.init_weights)
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -203,6 +218,21 @@ class Trainer:
         self._pool_state = state["pool"]
         self.command = self.command or state.get("command", "")
 
+    def _init_from(self, source: str) -> None:
+        """Copy a weights file's parameters into the fresh model (same network config required)."""
+        path = shipped_weights() if source == "shipped" else Path(source)
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=True)
+        except (OSError, RuntimeError, EOFError) as exc:
+            raise ValueError(f"train.init_weights: cannot read {path} ({exc})") from None
+        if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+            raise ValueError(f"train.init_weights: {path} is not focalrig network weights")
+        if payload["net_config"] != self.cfg.net_config().to_dict():
+            raise ValueError(f"train.init_weights: {path} is a network of another shape ({payload['net_config']}); "
+                             "make the [model] section match it")
+        self.model.load_state_dict(payload["state_dict"])
+        self.init_recipe = {"path": str(path), "step": payload.get("recipe", {}).get("step")}
+
     def weights(self, validation: dict[str, float]) -> dict[str, Any]:
         """The shipped-weights payload: state dict plus everything needed to reproduce it."""
         return {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "net_config": self.cfg.net_config().to_dict(),
@@ -212,6 +242,7 @@ class Trainer:
                                     "validation_seeds": "2**31 + i (never drawn in training)"},
                            "command": self.command, "validation": validation, "torch": str(torch.__version__),
                            "device": self.device.type, "parameters": count_parameters(self.model),
+                           "initialised_from": getattr(self, "init_recipe", None),
                            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
 
     def export_weights(self, path: str | Path, validation: dict[str, float] | None = None) -> Path:
