@@ -46,7 +46,7 @@ class LivePicture:
 @dataclass(frozen=True)
 class LiveTraces:
     lens: np.ndarray                    # (k, 2) [t_s, dpt]
-    rate: np.ndarray                    # (k, 2) [t_s, events/s]
+    rate: np.ndarray                    # (k, 2) [t_s, Mev/s] (the unit of every event-rate readout)
     t_ref_us: float                     # event-clock time of t_s = 0
 
 
@@ -164,7 +164,8 @@ class LiveFeed:
         rate = np.asarray(source.rate_history(), np.float64).reshape(-1, 2)
         t_ref = float(max(lens[-1, 0] if lens.size else 0.0, rate[-1, 0] if rate.size else 0.0))
 
-        def relative(trace: np.ndarray) -> np.ndarray:
-            return np.column_stack(decimate_trace((trace[:, 0] - t_ref) * 1e-6, trace[:, 1], self.trace_span_s))
+        def relative(trace: np.ndarray, scale: float = 1.0) -> np.ndarray:
+            return np.column_stack(decimate_trace((trace[:, 0] - t_ref) * 1e-6, trace[:, 1] * scale,
+                                                  self.trace_span_s))
 
-        return LiveTraces(relative(lens), relative(rate), t_ref)
+        return LiveTraces(relative(lens), relative(rate, 1e-6), t_ref)

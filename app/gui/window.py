@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
         span = controller.feed.trace_span_s
         self.focal_plot = TracePlot("Focal power", "dpt", {"lens": "#e0a030", "commanded sweep": "#40a0ff"},
                                     span_s=span)
-        self.rate_plot = TracePlot("Event rate", "events/s", {"rate": "#60d060"}, span_s=span)
+        self.rate_plot = TracePlot("Event rate", "Mev/s", {"rate": "#60d060"}, span_s=span)
         plots = QWidget()
         plots_layout = QVBoxLayout(plots)
         plots_layout.setContentsMargins(0, 0, 0, 0)
@@ -182,7 +182,9 @@ class MainWindow(QMainWindow):
 
     # -- construction helpers -----------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title.replace("&&", "&"), self)
+        """A dock titled ``title``, written as Qt shows text: ``&&`` for a literal ``&`` (a single ``&`` marks a
+        mnemonic, which the dock's title bar hides, character and all: "Capture & record" read "Capture  record")."""
+        dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
         dock.setWidget(widget)
         self.addDockWidget(area, dock)

@@ -48,6 +48,7 @@ class DevicePanel(QWidget):
         self.tree.setHeaderLabels(["device", "value"])
         self.tree.setMinimumHeight(140)
         self.readouts: dict[str, QLabel] = {}
+        self._tree_stale = False  # an engine started: the devices' settings change once it runs
         form = QFormLayout()
         for key, label in (("temperature", "Lens temperature"), ("focal_power", "Focal power"),
                            ("lens_mode", "Lens mode"), ("event_rate", "Event rate"), ("frame_rate", "Frame rate"),
@@ -103,6 +104,7 @@ class DevicePanel(QWidget):
 
     def _engine_running(self, running: bool) -> None:
         """While capturing, the engine owns the lens: the readouts say what it is doing and when they were read."""
+        self._tree_stale = running
         if running:
             plan = self.controller.plan
             self.readouts["lens_mode"].setText(f"{plan.waveform} sweep {plan.low_dpt:g}–{plan.high_dpt:g} dpt")
@@ -117,6 +119,12 @@ class DevicePanel(QWidget):
         self.readouts["lens_mode"].setText(str(lens.get("mode", "—")))
 
     def _engine_status(self, status: Any) -> None:
+        if self._tree_stale and status.state == "running":
+            # The engine set the cameras up from the plan (frame rate, exposure) before it ran: show what is in
+            # force now, not what the devices had when they were connected.
+            self._tree_stale = False
+            if self.controller.state == "connected":
+                self._fill_tree(self.controller.describe())
         self.readouts["event_rate"].setText(_fmt(status.event_rate_hz / 1e6, "Mev/s"))
         self.readouts["frame_rate"].setText(_fmt(status.frame_rate_hz, "fps", "{:.1f}"))
         total = "∞" if status.sweeps_total is None else status.sweeps_total
