@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from capture.plan import PlanError, SweepPlan
+from app.config import load_config
+from capture.plan import PLAN_DIR, PlanError, SweepPlan
 from drivers.config import LensConfig
 from drivers.focus import FocusCapabilities, Waveform
 from drivers.focus_limits import LD4_FREQUENCY_RANGE_HZ, connected_limits, expected_limits
@@ -88,7 +89,8 @@ def test_a_plan_error_on_the_command_line_names_the_set_option():
     assert str(exc.value).startswith("--set plan.high_dpt=abc: high_dpt: ")
     with pytest.raises(PlanError) as exc:
         SweepPlan.load(overrides=[("plan.exposure_us", 1e6)])
-    assert "default.toml with --set plan.exposure_us=1e+06: exposure_us 1e+06 exceeds the frame period" in str(exc.value)
+    assert "default.toml with --set plan.exposure_us=1e+06: exposure_us 1e+06 exceeds the frame period" in \
+        str(exc.value)
 
 
 def test_capture_beyond_the_lens_exits_with_one_line_and_does_not_hang(tmp_path):
@@ -104,3 +106,9 @@ def test_capture_beyond_the_lens_exits_with_one_line_and_does_not_hang(tmp_path)
     assert "Traceback" not in done.stderr
     assert "plan.high_dpt = 1e+06 dpt is outside the focal-power range" in done.stderr
     assert not any(tmp_path.iterdir())  # nothing was recorded
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in PLAN_DIR.glob("*.toml")))
+def test_every_preset_plan_runs_on_the_default_simulated_rig(preset):
+    """The stepped preset once stepped to 3 dpt, beyond the simulated LD4's 2.8: its capture failed mid-way."""
+    SweepPlan.load(PLAN_DIR / preset).check_lens(expected_limits(load_config().lens))

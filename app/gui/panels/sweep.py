@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (
 from app.gui.controller import RigController
 from app.gui.views import spin_box
 from capture.plan import PLAN_DIR, PlanError, SweepPlan
+from drivers.focus_limits import FocusLimits, connected_limits, expected_limits
 
 
 class SweepPanel(QWidget):
@@ -95,9 +96,15 @@ class SweepPanel(QWidget):
                     frame_rate_hz=self.frame_rate.value(), exposure_us=self.exposure.value())
         return SweepPlan.from_dict(data, source="sweep controls")
 
+    def lens_limits(self) -> FocusLimits:
+        """What the lens can do: as it reported once connected, else as known from the configuration."""
+        lens_cfg, rig = self.controller.cfg.lens, self.controller.rig
+        return connected_limits(lens_cfg, rig.lens.capabilities) if rig is not None else expected_limits(lens_cfg)
+
     def apply(self) -> bool:
         try:
             plan = self.edited_plan()
+            plan.check_lens(self.lens_limits())  # a sweep the lens refuses never reaches the engine
         except PlanError as exc:
             self.message.setText(f"<span style='color:#b00020'>{exc}</span>")
             return False
@@ -113,6 +120,7 @@ class SweepPanel(QWidget):
             return
         try:
             plan = SweepPlan.load(path)
+            plan.check_lens(self.lens_limits())
         except PlanError as exc:
             self.message.setText(f"<span style='color:#b00020'>{exc}</span>")
             return
