@@ -29,6 +29,7 @@ import numpy as np
 
 from capture.focal_stack import FocalStack
 from fusion.blend import BlendSettings, Output, compose, exposure_gains, luma, to_dtype, unit_frames
+from fusion.confidence import peak_confidence
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
 from fusion.guided import filter_volume
 
@@ -133,8 +134,8 @@ def _cost_volume(y: np.ndarray, activity: np.ndarray | None, c_norm: float,
     return fm
 
 
-def _argmax_top2(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-pixel argmax (first maximum), best and second-best value over planes, one pass of whole-plane ops.
+def _argmax(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel argmax (first maximum) and maximum over planes, one pass of whole-plane ops.
 
     Planes are visited in ascending order, so a new winner always has a larger index than the old one and
     ``max(best, k & mask)`` sets it; this runs about twice as fast as ``np.argmax(axis=0)`` alone.
@@ -142,27 +143,23 @@ def _argmax_top2(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = cost.shape[0]
     dtype = np.uint8 if n <= 255 else np.uint16
     top = cost[0].copy()
-    second = np.full_like(top, -np.inf)
     best = np.zeros(top.shape, dtype)
     plane_id = np.empty(top.shape, dtype)
     for k in range(1, n):
         c = cost[k]
         wins = cv2.compare(c, top, cv2.CMP_GT)
-        cv2.max(second, cv2.min(c, top), dst=second)
         cv2.max(top, c, dst=top)
         plane_id.fill(k)
         cv2.max(best, cv2.bitwise_and(plane_id, plane_id, mask=wins), dst=best)
-    return best, top, second
+    return best, top
 
 
 def _decide(cost: np.ndarray, subplane: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer argmax, sub-plane index and confidence from a filtered cost volume (N, H, W)."""
     n = cost.shape[0]
-    best, top, second = _argmax_top2(cost)
-    # Margin of the winner over the runner-up, relative to the winner: 1 = one plane clearly sharpest,
-    # 0 = a tie (or no texture at all, where every plane's share is zero).
-    confidence = np.clip((top - second) / np.maximum(top, np.float32(1e-12)), 0.0, 1.0).astype(np.float32)
+    best, top = _argmax(cost)
     best = best.astype(np.intp)
+    confidence = peak_confidence(cost, best)
     index = best.astype(np.float32)
     if subplane and n >= 3:
         lo = np.take_along_axis(cost, np.maximum(best - 1, 0)[None], axis=0)[0]

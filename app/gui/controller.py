@@ -424,8 +424,8 @@ class RigController(QObject):
         calibration has a spatial part.
         """
         request = FusionRequest(source, index, self.fusion_method, self.fusion_device,
-                                self.n_planes or self.plan.n_planes, calibration=self.calibration, auto=self._auto,
-                                sim_spatial=sim_spatial)
+                                self.n_planes or self.plan.n_planes, self.plan.stack_span,
+                                calibration=self.calibration, auto=self._auto, sim_spatial=sim_spatial)
         request = replace(request, recording=sweep) if isinstance(sweep, str) else replace(request, sweep=sweep)
         process = self._fusion_process
         self.fusion.submit(("sweep", source, index), lambda: process.run(request))

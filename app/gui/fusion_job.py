@@ -41,7 +41,8 @@ class FusionRequest:
     index: int
     method: str = "best"
     device: str = "auto"
-    n_planes: int = 8
+    n_planes: int = 15
+    span: str = "period"                 # frames a stack takes from its sweep (plan.stack_span)
     sweep: SweepData | None = None
     stack: FocalStack | None = None
     recording: str | None = None
@@ -110,7 +111,7 @@ def run_fusion(request: FusionRequest) -> FusedSweep:
             if cal is None:
                 cal = auto_calibration(sweep, request.sim_spatial)
                 made = (key, cal)
-        stack = build_focal_stack(sweep, cal, request.n_planes, with_events=cal.spatial is not None)
+        stack = build_focal_stack(sweep, cal, request.n_planes, span=request.span, with_events=cal.spatial is not None)
         index = sweep.index
     else:
         index = request.index

@@ -1,7 +1,9 @@
 """The fusion views: all-in-focus image, depth map with a dioptre colour bar, confidence, and a focal-stack browser.
 
 The depth colour bar spans the sweep's focal-power range (absolute dioptres, never the image's own min/max),
-so two results are comparable by colour. The slider browses the stack's frames and event slices side by side.
+so two results are comparable by colour. The slider browses the stack's planes and event slices side by side; each
+plane is named by its focal power and the frame it is (frame number, ↑ rising or ↓ falling half of the sweep), as
+planes of a frame-true stack are unevenly spaced.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ class FusionResultView(QWidget):
         self.aif = ImageView("All-in-focus")
         self.depth = ImageView("Depth (dpt)", colormap=colormap)
         self.confidence = ImageView("Confidence", colormap="inferno")
+        self.confidence.setToolTip("How clearly the chosen depth beats any other (fusion.confidence): bright = one "
+                                   "focus fits and stands out; dark = no texture to judge by (the image is fine "
+                                   "there, its depth is a guess) or two depths fit about equally (occlusion edges)")
         self.plane = ImageView("Focal plane")
         self.event_slice = ImageView("Event slice")
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -84,7 +89,21 @@ class FusionResultView(QWidget):
         self.plane.set_image(pics.planes[k], pics.plane_levels)
         if pics.event_slices is not None:
             self.event_slice.set_image(pics.event_slices[k], (0.0, 255.0))
-        self.plane_label.setText(f"plane {k + 1}/{pics.planes.shape[0]}: {pics.focal_powers_dpt[k]:.3f} dpt")
+        self.plane_label.setText(f"plane {k + 1}/{pics.planes.shape[0]}: {pics.focal_powers_dpt[k]:.3f} dpt"
+                                 + _plane_source(self.fused.stack, k))
 
     def set_colormap(self, name: str) -> None:
         self.depth.set_colormap(name)
+
+
+_HALF_MARK = {"rising": "↑", "falling": "↓", "both": "↕", "step": ""}
+
+
+def _plane_source(stack, k: int) -> str:
+    """Which frame(s) a plane is, and the sweep half they were exposed on (frame-true stacks record it)."""
+    records = stack.meta.get("planes")
+    if not records or k >= len(records):
+        return ""
+    frames = records[k].get("frames", [])
+    which = f"frame {frames[0]}" if len(frames) == 1 else f"frames {frames[0]}–{frames[-1]}" if frames else ""
+    return f", {which} {_HALF_MARK.get(records[k].get('half', ''), '')}".rstrip()

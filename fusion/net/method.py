@@ -33,6 +33,7 @@ import torch
 
 from capture.focal_stack import FocalStack
 from fusion.blend import BlendSettings, Output, compose, exposure_gains, to_dtype, unit_frames
+from fusion.confidence import peak_confidence
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
 from fusion.guided import filter_volume
 from fusion.net.data import stack_tensors
@@ -164,17 +165,17 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     timings["network"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
+    volume = out["prob"][0].float().cpu().numpy()
     if refine:
         index_t = out["refined"][0]
     elif smooth_radius > 0:
-        volume = out["prob"][0].float().cpu().numpy()
         filter_volume(volume, data.luma.mean(0), smooth_radius, smooth_eps, subsample=2)
         index_t = peak_index(torch.from_numpy(np.maximum(volume, 0.0, out=volume))[None])[0]
     else:
         index_t = out["index"][0]
     index = index_t.clamp(0, n - 1).float().cpu().numpy()
-    confidence = out["confidence"][0].float().cpu().numpy()
     pick = np.rint(index).astype(np.intp)
+    confidence = peak_confidence(volume, pick)
     fused = to_dtype(compose(frames01, data.luma, pick, blend), stack.frames.dtype)
     timings["compose"] = time.perf_counter() - t2
     settings = {"weights": Path(path).name, "weights_step": recipe.get("step"), "events": events is not None,

@@ -137,6 +137,17 @@ def test_result_view_shows_depth_in_absolute_dioptres_and_browses_the_stack(qtbo
     assert np.array_equal(view.event_slice.item.image, event_counts_rgb(stack.events[2]))
     assert f"{stack.focal_powers_dpt[2]:.3f} dpt" in view.plane_label.text()
     assert "classical" in view.summary.text() and "sweep 7" in view.summary.text()
+    # A frame-true stack names the frame each plane is and the sweep half it was exposed on.
+    from dataclasses import replace
+
+    planes = [{"kind": "frame", "frames": [40 + k], "half": "rising" if k % 2 else "falling"}
+              for k in range(stack.n_planes)]
+    framed = replace(stack, meta={**stack.meta, "planes": planes})
+    view.show_result(FusedSweep(7, "test", framed, result, 0.01, 0.02, result_pictures(framed, result)))
+    view.slider.setValue(3)
+    assert view.plane_label.text().endswith("frame 43 ↑")
+    view.slider.setValue(2)
+    assert view.plane_label.text().endswith("frame 42 ↓")
 
 
 def test_event_counts_colour_by_majority_polarity():

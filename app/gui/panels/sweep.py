@@ -1,8 +1,9 @@
-"""Sweep controls: dioptre range, waveform, frequency/dwell, planes, frame rate and exposure, plan presets.
+"""Sweep controls: dioptre range, waveform, frequency/dwell, planes and stack span, frame rate and exposure, presets.
 
 Edits are applied as a whole with Apply (or Enter), validated by :class:`~capture.plan.SweepPlan` itself, so
 an impossible combination is refused with the plan's own message and a dragged spin box never floods the
-lens with commands (app-notes §3.2 item 4).
+lens with commands (app-notes §3.2 item 4). A plan whose sweep gives fewer frames than the planes asked for is
+applied with a note naming the frame rate or sweep frequency that would give them: every plane is a real frame.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ class SweepPanel(QWidget):
         self.dwell = spin_box(0.1, 10_000, 1, 1, "ms")
         self.planes = QSpinBox()
         self.planes.setRange(2, 1024)
+        self.planes.setToolTip("Most planes per focal stack; each plane is a real frame at its own focal power")
+        self.span = QComboBox()
+        self.span.addItem("both halves (period)", "period")
+        self.span.addItem("rising half", "half")
+        self.span.setToolTip("Frames a focal stack takes from one sweep: both halves interleave their focal powers "
+                             "(up to twice the depth sampling); the rising half takes half the time (scenes that "
+                             "move)")
         self.frame_rate = spin_box(0.1, 10_000, 1, 1, "fps")
         self.exposure = spin_box(1, 1e7, 100, 0, "µs")
         self.message = QLabel()
@@ -63,6 +71,7 @@ class SweepPanel(QWidget):
         form.addRow("Frequency", self.frequency)
         form.addRow("Step dwell", self.dwell)
         form.addRow("Focal planes", self.planes)
+        form.addRow("Stack frames", self.span)
         form.addRow("Frame rate", self.frame_rate)
         form.addRow("Exposure", self.exposure)
         buttons = QHBoxLayout()
@@ -84,6 +93,7 @@ class SweepPanel(QWidget):
         self.frequency.setValue(plan.frequency_hz)
         self.dwell.setValue(plan.dwell_ms)
         self.planes.setValue(plan.n_planes)
+        self.span.setCurrentIndex(max(0, self.span.findData(plan.stack_span)))
         self.frame_rate.setValue(plan.frame_rate_hz)
         self.exposure.setValue(plan.exposure_us)
         self._waveform_changed(plan.waveform)
@@ -93,7 +103,8 @@ class SweepPanel(QWidget):
         data = self.controller.plan.model_dump()
         data.update(low_dpt=self.low.value(), high_dpt=self.high.value(), waveform=self.waveform.currentText(),
                     frequency_hz=self.frequency.value(), dwell_ms=self.dwell.value(), n_planes=self.planes.value(),
-                    frame_rate_hz=self.frame_rate.value(), exposure_us=self.exposure.value())
+                    stack_span=self.span.currentData(), frame_rate_hz=self.frame_rate.value(),
+                    exposure_us=self.exposure.value())
         return SweepPlan.from_dict(data, source="sweep controls")
 
     def lens_limits(self) -> FocusLimits:
@@ -108,8 +119,10 @@ class SweepPanel(QWidget):
         except PlanError as exc:
             self.message.setText(f"<span style='color:#b00020'>{exc}</span>")
             return False
+        shortfall = plan.plane_shortfall()
         self.message.setText(f"applied: {plan.waveform} {plan.low_dpt:g}–{plan.high_dpt:g} dpt, "
-                             f"{plan.period_s * 1e3:.0f} ms per sweep, {plan.n_planes} planes")
+                             f"{plan.period_s * 1e3:.0f} ms per sweep, {plan.n_planes} planes"
+                             + (f"<br><span style='color:#a15c00'>note: {shortfall}</span>" if shortfall else ""))
         self.controller.set_plan(plan)
         return True
 
