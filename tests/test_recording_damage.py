@@ -149,3 +149,20 @@ def test_metadata_of_the_wrong_shape_is_named(recording):
             rec.event_geometry  # noqa: B018
         with pytest.raises(RecordingError, match=r"metadata\.json: unusable commanded sweep"):
             rec.commanded(np.zeros(1, [("t0_us", "<f8"), ("soft_synced", "u1")])[0])
+
+
+def test_a_capture_before_its_first_frames_is_not_damaged(tmp_path):
+    """frames.h5 appears with the first frame batch: a capture still starting (or killed then) lacks it."""
+    folder = tmp_path / "starting"
+    folder.mkdir()
+    cd, trig = synthetic_events(2000, 320, 240, rate=1e5, seed=2)
+    w = RecordingWriter(folder, uid="s" * 32, plan={"name": "t"}, describe={}, event_geometry=(320, 240),
+                        raw_format=None, raw_header=None, calibration_path=None,
+                        extra={"frame_geometry": [64, 48]})
+    try:
+        w.write_events(EventChunk(cd, trig, int(cd["t"][-1]) + 1))
+        w.flush()
+        with Recording.open(folder) as rec:
+            assert not rec.problems and rec.status == "incomplete" and not rec.complete
+    finally:
+        w.close("success", None, {})

@@ -214,9 +214,13 @@ class Recording:
         events = streams.get("events")
         if not (isinstance(events, dict) and events.get("format") is None):
             parts.append(layout.EVENTS_FILE)
-        frames_logged = [d.get("frames_written") for d in self.docs if d.get("doc") == "event"]
-        if (_positive(self.metadata.get("n_frames")) or self.metadata.get("frame_geometry")
-                or any(_positive(n) for n in frames_logged)):
+        # The final frame count when the run ended in order, else what the sweeps logged so far: a capture
+        # still running (or killed) before its first frame batch has no frames.h5 yet, and is not damaged.
+        n_frames = self.metadata.get("n_frames")
+        if not _number(n_frames):
+            n_frames = max([n for d in self.docs if d.get("doc") == "event" and _number(n := d.get("frames_written"))],
+                           default=0)
+        if n_frames > 0:
             parts.append(layout.FRAMES_FILE)
         return parts
 
@@ -445,8 +449,8 @@ class Recording:
         self.close()
 
 
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and value > 0
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _problem_text(exc: Exception, path: Path) -> str:
