@@ -19,6 +19,8 @@ from rich.table import Table
 from app.cli.common import console, err_console, friendly_errors, parse_size, progress
 
 MethodOpt = Annotated[str, typer.Option("--method", help="Fusion method: classical (CPU) or net (learned).")]
+AutoMethodOpt = Annotated[str, typer.Option("--method", help="Fusion method: auto (the default, as in the GUI: net "
+                                            "on a CUDA device, else classical), classical or net.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 AlignOpt = Annotated[bool, typer.Option("--align/--no-align", help="Register hand-held stacks before fusing "
                                         "(ECC affine, chained to the middle plane). Rig stacks are aligned already.")]
@@ -295,7 +297,7 @@ def fuse_recording(
     span: Annotated[str | None, typer.Option("--span", help="Frames a stack takes from its sweep: period (both "
                                              "halves) or half (the rising half; default: the recording's plan).",
                                              show_default=False)] = None,
-    method: MethodOpt = "classical",
+    method: AutoMethodOpt = "auto",
     device: DeviceOpt = "auto",
     events: Annotated[bool, typer.Option("--events/--no-events", help="Slice the sweep's events into the stack "
                                          "(needs the calibration's event→RGB geometry).")] = True,
@@ -307,11 +309,12 @@ def fuse_recording(
     from app.cli.stacking import ShortfallNote, stack_choice
     from calibration.stack import build_focal_stack
     from capture.recording import Recording, RecordingError
-    from fusion.engine import fuse
+    from fusion.engine import fuse, resolve_method
     from fusion.outputs import write_outputs
 
     if all_sweeps and sweep:
         raise ValueError("give --sweep K or --all, not both")
+    method = resolve_method(method, device)
     with Recording.open(rec) as recording:
         no_sweeps = recording.no_sweeps_reason()
         if no_sweeps is not None:  # --all over zero sweeps would otherwise end silently, writing nothing

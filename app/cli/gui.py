@@ -33,6 +33,9 @@ def gui(
                                                 "and the live display rate when the script ends.")] = False,
     warmup: Annotated[float, typer.Option(help="Scripted: seconds of streaming before Capture & fuse (the stall "
                                                "and display-rate measurement covers them).", min=0)] = 2.0,
+    continuous: Annotated[float, typer.Option(help="Scripted: after the warm-up, fuse every sweep for this many "
+                                                   "seconds and report fused sweeps per second beside the sweep "
+                                                   "rate (0: off).", min=0)] = 0.0,
     timeout: Annotated[float, typer.Option(help="Scripted: give up after this many seconds (exit 1).")] = 120.0,
     settings: Annotated[Path | None, typer.Option(help="GUI settings file (default: $FOCALRIG_GUI_SETTINGS or the "
                                                   "user config folder).", show_default=False)] = None,
@@ -47,6 +50,6 @@ def gui(
                               overrides=(*state.overrides, *(set_ or [])), recording=recording,
                               capture_and_fuse=capture_and_fuse, screenshot=screenshot, exit_after=exit_,
                               report_stalls=report_stalls, settings_path=settings, timeout_s=timeout,
-                              warmup_s=warmup))
+                              warmup_s=warmup, continuous_s=continuous))
     if code:
         raise typer.Exit(code)

@@ -94,7 +94,7 @@ class RigController(QObject):
         self._after_reopen: Callable[[], None] | None = None
         self.state = "disconnected"
         self._shut = False                        # shutdown() ran: late results are dropped
-        self.fusion_method = "best"
+        self.fusion_method = "auto"
         self.fusion_device = "auto"
         self.n_planes: int | None = None          # None: the plan's n_planes
         self.continuous = False

@@ -24,8 +24,6 @@ from drivers import ipc
 
 log = logging.getLogger("focalrig.gui")
 
-#: Fusion methods tried, in order, for the "best" choice: the network when its weights load, else classical.
-BEST_METHODS = ("net", "classical")
 _UNAVAILABLE: dict[str, str] = {}  # methods that failed to load in this process, with why
 
 
@@ -39,7 +37,7 @@ class FusionRequest:
 
     source: str                          # "live", a recording's name, or where a stack came from
     index: int
-    method: str = "best"
+    method: str = "auto"
     device: str = "auto"
     n_planes: int = 15
     span: str = "period"                 # frames a stack takes from its sweep (plan.stack_span)
@@ -75,22 +73,21 @@ def auto_key(sweep: SweepData, source: str) -> tuple:
 
 
 def fuse_with(stack: FocalStack, method: str, device: str, notes: list[str]) -> Any:
-    """``fusion.engine.fuse`` with ``method``; ``best`` tries :data:`BEST_METHODS` in order, skipping any that
-    cannot load here (no weights shipped yet, a missing optional dependency), and remembers which those were.
-    """
-    from fusion.engine import FusionError, fuse
+    """``fusion.engine.fuse`` with ``method`` (``auto``: :data:`fusion.engine.AUTO`); a method that cannot load here
+    (no weights, a missing optional dependency) falls back to classical, once noted."""
+    from fusion.engine import FusionError, fuse, resolve_method
 
-    if method != "best":
-        return fuse(stack, method, device)
-    for candidate in BEST_METHODS[:-1]:
-        if candidate in _UNAVAILABLE:
-            continue
-        try:
-            return fuse(stack, candidate, device)
-        except (FusionError, ImportError, OSError) as exc:
-            _UNAVAILABLE[candidate] = str(exc)
-            notes.append(f"fusion method {candidate} unavailable, using the next best: {exc}")
-    return fuse(stack, BEST_METHODS[-1], device)
+    chosen = resolve_method(method, device)
+    if chosen in _UNAVAILABLE:
+        chosen = "classical"
+    try:
+        return fuse(stack, chosen, device)
+    except (FusionError, ImportError, OSError) as exc:
+        if chosen == "classical":
+            raise
+        _UNAVAILABLE[chosen] = str(exc)
+        notes.append(f"fusion method {chosen} unavailable, using classical: {exc}")
+        return fuse(stack, "classical", "cpu")
 
 
 def run_fusion(request: FusionRequest) -> FusedSweep:
@@ -132,16 +129,16 @@ def _recorded_sweep(path: str, row: int) -> SweepData:
 def warm_up(method: str) -> None:
     """Import what fusing will need (calibration, the fusion method and, for ``net``, torch) ahead of time."""
     import calibration.stack  # noqa: F401 - imported for its import cost only
-    from fusion.engine import FusionError, get_method
+    from fusion.engine import FusionError, get_method, resolve_method
 
-    for candidate in BEST_METHODS if method == "best" else (method,):
-        try:
-            get_method(candidate)
-        except (FusionError, ImportError, OSError) as exc:
-            _UNAVAILABLE[candidate] = str(exc)
-        except Exception as exc:  # a broken method must not take the fusion process down: skip it, say why
-            _UNAVAILABLE[candidate] = f"{type(exc).__name__}: {exc}"
-            log.error("fusion method %s cannot be loaded: %s: %s", candidate, type(exc).__name__, exc)
+    candidate = resolve_method(method)
+    try:
+        get_method(candidate)
+    except (FusionError, ImportError, OSError) as exc:
+        _UNAVAILABLE[candidate] = str(exc)
+    except Exception as exc:  # a broken method must not take the fusion process down: skip it, say why
+        _UNAVAILABLE[candidate] = f"{type(exc).__name__}: {exc}"
+        log.error("fusion method %s cannot be loaded: %s: %s", candidate, type(exc).__name__, exc)
 
 
 def _serve(conn) -> None:

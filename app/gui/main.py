@@ -1,8 +1,9 @@
 """Start the window: ``focalrig gui`` and its scripted mode (capture-and-fuse, screenshot, timings, exit).
 
 The scripted mode exists for tests, documentation and benchmarks: it connects the configured (simulated) rig,
-lets it stream, presses Capture & fuse once, waits for the result, saves a screenshot of the main window, prints
-the longest GUI event-loop stall and the live views' display rate measured meanwhile, and exits.
+lets it stream, presses Capture & fuse once (or turns continuous fusion on for a while and counts the fused sweeps
+against the sweeps the rig completed), waits for the result, saves a screenshot of the main window, prints the
+longest GUI event-loop stall and the live views' display rate measured meanwhile, and exits.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class GuiOptions:
     timeout_s: float = 120.0
     #: Seconds of streaming before Capture & fuse is pressed (the stall/fps measurement covers this too).
     warmup_s: float = 2.0
+    #: Seconds of continuous fusion after the warm-up (0: one capture-and-fuse instead).
+    continuous_s: float = 0.0
 
 
 class ScriptedRun(QObject):
@@ -60,11 +63,15 @@ class ScriptedRun(QObject):
         self._done = False
         self.controller.connection_changed.connect(self._connection)
         self.controller.fused.connect(self._fused)
-        self.controller.fusion_failed.connect(lambda m: self._finish(1, f"fusion failed: {m}"))
+        self.controller.fusion_failed.connect(self._fusion_failed)
         self.controller.error.connect(lambda title, m: self._finish(1, f"{title}: {m}"))
         self.controller.replay_changed.connect(self._replay_opened)
         self.controller.engine_running.connect(self._engine_running)
+        self.controller.sweep_done.connect(self._sweep_done)
         self.t_engine = 0.0
+        self.continuous: list = []           # (start, sweeps completed, fused results) of continuous fusion
+        self.failures: list[str] = []        # fusions that failed during continuous fusion
+        self.sweeps_seen = 0
         QTimer.singleShot(int(options.timeout_s * 1000), lambda: self._finish(1, f"timed out after "
                                                                                 f"{options.timeout_s:.0f} s"))
 
@@ -99,13 +106,53 @@ class ScriptedRun(QObject):
             QTimer.singleShot(int(self.options.warmup_s * 1000), self._press)
 
     def _press(self) -> None:
-        if self.options.capture_and_fuse:
+        if self.options.continuous_s > 0:
+            self.phase = "continuous"
+            self.continuous = [time.perf_counter(), self.sweeps_seen, []]
+            self.controller.set_continuous(True)
+            QTimer.singleShot(int(self.options.continuous_s * 1000), self._end_continuous)
+        elif self.options.capture_and_fuse:
             self.phase = "fusing"
             self.controller.capture_and_fuse()
         else:
             self._finish(0, None)
 
+    def _sweep_done(self, _sweep) -> None:
+        self.sweeps_seen += 1
+
+    def _fusion_failed(self, message: str) -> None:
+        """A failed fusion ends a single capture-and-fuse; in continuous fusion it is counted (a sweep the rig
+        delivered without frames, say) and the next sweep is fused."""
+        if self.phase == "continuous":
+            self.failures.append(message)
+        else:
+            self._finish(1, f"fusion failed: {message}")
+
+    def _end_continuous(self) -> None:
+        self.controller.set_continuous(False)
+        t0, sweeps0, fused = self.continuous
+        wall = time.perf_counter() - t0
+        sweeps = self.sweeps_seen - sweeps0
+        if fused:
+            stack_ms = 1e3 * sum(f.stack_s for f in fused) / len(fused)
+            fuse_ms = 1e3 * sum(f.fuse_s for f in fused) / len(fused)
+            r = fused[-1].result
+            self.report(f"continuous fusion: {len(fused) / wall:.2f} fused sweeps/s while the rig completed "
+                        f"{sweeps / wall:.2f} sweeps/s ({len(fused)} of {sweeps} sweeps fused in {wall:.1f} s; "
+                        f"{r.method} on {r.device}, stack {stack_ms:.0f} ms + fuse {fuse_ms:.0f} ms per sweep, "
+                        f"{fused[-1].stack.n_planes} planes)")
+            if self.failures:
+                self.report(f"continuous fusion: {len(self.failures)} sweep(s) could not be fused, e.g. "
+                            f"{self.failures[0]}")
+        else:
+            self.report(f"continuous fusion: no sweep fused in {wall:.1f} s ({sweeps} sweeps completed)")
+        self.phase = "done"
+        QTimer.singleShot(300, lambda: self._finish(0 if fused else 1, None if fused else "nothing fused"))
+
     def _fused(self, fused) -> None:
+        if self.phase == "continuous":
+            self.continuous[2].append(fused)
+            return
         if self.phase == "fusing":
             self.phase = "done"
             r = fused.result
@@ -228,7 +275,8 @@ def run_gui(options: GuiOptions) -> int:
     window.show()
     if not settings.window_geometry:
         window.resize(1680, 1050)  # a first start (and scripted screenshots): room for every view
-    if options.capture_and_fuse or options.exit_after or options.screenshot or options.report_stalls:
+    if options.capture_and_fuse or options.exit_after or options.screenshot or options.report_stalls \
+            or options.continuous_s:
         ScriptedRun(window, options)  # a child of the window, which keeps it alive
     if options.recording is not None:
         window.controller.open_replay(options.recording)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 log = logging.getLogger("focalrig.gui")
 
@@ -36,7 +36,13 @@ class GuiSettings(BaseModel):
     window_state: str = ""
     accumulation_ms: float = Field(10.0, gt=0, le=10_000)
     display_fps: float = Field(30.0, ge=1, le=120)
-    fusion_method: str = "best"
+    fusion_method: str = "auto"
+
+    @field_validator("fusion_method", mode="before")
+    @classmethod
+    def _renamed_method(cls, value: object) -> object:
+        """Settings saved before "best available" became "auto" (the same choice, now device-aware)."""
+        return "auto" if value == "best" else value
     fusion_device: Literal["auto", "cpu", "cuda"] = "auto"
     n_planes: int | None = Field(None, ge=2, le=256)
     continuous: bool = False

@@ -48,7 +48,7 @@ class CapturePanel(QWidget):
         self.continuous = QCheckBox("Continuous (fuse every sweep)")
         self.continuous.toggled.connect(controller.set_continuous)
         self.method = QComboBox()
-        self.method.addItem("best available", "best")
+        self.method.addItem("auto (net on a GPU, else classical)", "auto")
         for name in controller.fusion_methods():
             self.method.addItem(name, name)
         self.method.currentIndexChanged.connect(lambda _i: setattr(controller, "fusion_method",
