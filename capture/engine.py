@@ -11,9 +11,11 @@ the lens to its safe state — on success, error and cancel alike. Nothing here 
 
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import logging
+import math
 import queue
 import threading
 import time
@@ -24,9 +26,12 @@ from typing import Literal
 
 import numpy as np
 
+from capture.lockstep import Lockstep
+from capture.losses import Losses
+from capture.merge import TimeMerge
 from capture.plan import SweepPlan
 from capture.recording import RecordingWriter, create_recording_dir, preflight
-from capture.replay import ReplayFrameCamera, ReplayRig
+from capture.replay import ReplayRig
 from capture.signals import Signal
 from capture.sweep import CommandedSweep
 from capture.sync import HostClockMap, StrobeMatcher, SweepAssembler, SyncStats, commanded_samples
@@ -40,7 +45,8 @@ log = logging.getLogger(__name__)
 HISTORY_POINTS = 20_000
 
 State = Literal["idle", "preparing", "running", "stopping", "finished"]
-ExitStatus = Literal["success", "aborted", "failed"]
+#: ``success_with_losses``: the plan ran to its end, but more than LOSS_LIMIT of its frames or events were lost.
+ExitStatus = Literal["success", "success_with_losses", "aborted", "failed"]
 
 
 
@@ -64,6 +70,10 @@ class EngineStatus:
     events_total: int = 0
     frames_total: int = 0
     sync: dict = field(default_factory=dict)
+    #: What was lost (at the end): see :class:`capture.losses.Losses`; empty while running.
+    losses: dict = field(default_factory=dict)
+    #: The lens was put in its safe state at the end (None: not yet, or a lens that cannot move: a replay).
+    lens_safe: bool | None = None
 
 
 class EngineSignals:
@@ -138,6 +148,18 @@ class CaptureEngine:
                 isinstance(rig, ReplayRig) and rig.config.get("realtime") is False) or (
                 rig.event_camera is not None and not rig.event_camera.paced)
         self.lossless = lossless
+        #: A simulation not paced by the wall clock runs in lockstep with the control thread (capture.lockstep):
+        #: the same seed gives the same recording, whatever the machine's load.
+        self.deterministic = lossless and rig.sim is not None and not rig.sim.realtime
+        streams = [name for name, cam in (("events", rig.event_camera), ("frames", rig.frame_camera))
+                   if cam is not None]
+        self._lockstep = Lockstep(streams) if self.deterministic else None
+        #: Sources that can wait reach the pipeline in time order, not in the order their threads ran
+        #: (capture.merge); "control" carries the sweep starts a lockstep stepped sweep sets.
+        self._merge = TimeMerge(["control", *streams]) if lossless else None
+        self._merge_lock = threading.Lock()
+        if self._merge is not None and not (self.deterministic and plan.waveform == "stepped"):
+            self._merge.finish("control")
         self.signals = EngineSignals()
         self.uid = str(uuid.uuid4())
         self._event_budget = int(event_queue_mib * (1 << 20))
@@ -174,8 +196,16 @@ class CaptureEngine:
         self._t_event = 0
         self._t_first_event: int | None = None
         self._t_stream: int | None = None         # end of the first chunk: when the event stream began
+        self._t_chunk_start = 0                   # where the latest chunk began (the one before it ended there)
         self._n_events = 0
         self._n_frames = 0
+        self._frame_span: list[int] = []          # [first, last] index of the frames written
+        #: Index and exposure end of every event-clock frame the frame camera delivered, dropped ones included:
+        #: what the event span should hold, to count the frames lost inside it (capture.losses).
+        self._delivered = (array.array("q"), array.array("q"))
+        self._waiting: list[Frame] = []           # event-clock frames without a strobe, until the events pass them
+        self._complete = False                    # the plan's last sweep is out
+        self._stepping: dict = {"sweep": 0, "step": 0, "due": None, "ended": False}
         self._first_sweep_announced = False
         #: CPU seconds the pipeline thread spent working (writing, syncing, assembling): the engine's overhead.
         self.pipeline_busy_s = 0.0
@@ -361,36 +391,34 @@ class CaptureEngine:
             asm.set_origin(self.rig.sim.now_us())
 
     def _control_loop(self) -> None:
-        """Poll the lens, run stepped sweeps, watch for a missing sync, until the capture is done."""
+        """Poll the lens, run stepped sweeps, watch for a missing sync, until the capture is done.
+
+        In lockstep (a simulation not paced by the wall clock) each action waits until the cameras stand at its
+        time and happens at the simulation's present, and polls come every ``lens_poll_s`` of simulated time;
+        otherwise actions happen when the wall clock says, and polls every ``lens_poll_s`` of wall time.
+        """
         stepped = self.plan.waveform == "stepped" and not isinstance(self.rig, ReplayRig)
-        next_poll = time.monotonic()
-        sweep, step, step_due, ended = 0, 0, None, False
-        dwell_us = self.plan.dwell_ms * 1000.0
+        gate = self._lockstep
+        next_poll = 0.0 if gate is not None else time.monotonic()
         while not self._done.is_set():
-            now = time.monotonic()
-            if now >= next_poll:
-                self._poll_lens()
-                next_poll = now + self._lens_poll_s
-            if stepped and not ended and self._stop_after is not None and sweep >= self._stop_after:
-                t = self._event_now()
-                if t is not None and t >= step_due:  # the last set point has been held: close the last sweep
-                    self._call(lambda t1=t: self._assembler.add_start(t1))
-                    ended = True
-            elif stepped and not ended:
-                t = self._event_now()
-                if t is not None and (step_due is None or t >= step_due):
-                    power = self.plan.step_powers_dpt[step]
-                    if step > 0 or sweep > 0:
-                        self.rig.lens.set_focal_power(power)
-                    t = self._event_now()
-                    if step == 0:
-                        self._call(lambda t0=t: self._assembler.add_start(t0))
-                    with self._lock:
-                        self._commanded_steps.append((t, power))
-                    step_due = t + dwell_us  # each set point held at least dwell_ms, however late it came
-                    step += 1
-                    if step == self.plan.n_planes:
-                        step, sweep = 0, sweep + 1
+            if gate is not None:
+                if gate.wait_all_at(self._done, 0.02):
+                    t = self.rig.sim.now_us()  # where the cameras stand: decided by the simulation alone
+                    if t >= next_poll:
+                        self._poll_lens(t)
+                        next_poll = t + self._lens_poll_s * 1e6
+                    due = self._step(t) if stepped else None
+                    horizon = min(next_poll, math.inf if due is None else due)
+                    if stepped:
+                        self._promise_control(horizon)
+                    gate.advance(horizon)
+            else:
+                now = time.monotonic()
+                if now >= next_poll:
+                    self._poll_lens()
+                    next_poll = now + self._lens_poll_s
+                if stepped:
+                    self._step(self._event_now())
             self._check_sync()
             if isinstance(self.rig, ReplayRig) and self.rig.at_end:
                 with self._lock:
@@ -401,7 +429,33 @@ class CaptureEngine:
                 with self._lock:
                     self._exit = self._exit or ("success", "end of the event camera's recording")
                 break
-            self._done.wait(0.001 if stepped else 0.02)
+            if gate is None:
+                self._done.wait(0.001 if stepped else 0.02)
+
+    def _step(self, t: float | None) -> float | None:
+        """The stepped sweep at event time ``t``: the next set point once the last was held ``dwell_ms``, the last
+        sweep's end once its last set point was. Returns when the next step is due (None: nothing left)."""
+        st = self._stepping
+        if t is None or st["ended"] or (st["due"] is not None and t < st["due"]):
+            return None if st["ended"] else st["due"]
+        if self._stop_after is not None and st["sweep"] >= self._stop_after:  # the last set point has been held
+            self._call(lambda t1=t: self._assembler.add_start(t1), t)
+            st["ended"] = True
+            return None
+        power = self.plan.step_powers_dpt[st["step"]]
+        if st["step"] > 0 or st["sweep"] > 0:
+            self.rig.lens.set_focal_power(power)
+            if self._lockstep is None:
+                t = self._event_now()  # when it was set (in lockstep the present did not move meanwhile)
+        if st["step"] == 0:
+            self._call(lambda t0=t: self._assembler.add_start(t0), t)
+        with self._lock:
+            self._commanded_steps.append((t, power))
+        st["due"] = t + self.plan.dwell_ms * 1000.0  # each set point held at least dwell_ms, however late it came
+        st["step"] += 1
+        if st["step"] == self.plan.n_planes:
+            st["step"], st["sweep"] = 0, st["sweep"] + 1
+        return st["due"]
 
     def _check_sync(self) -> None:
         asm = self._assembler
@@ -412,10 +466,11 @@ class CaptureEngine:
                                f"{(self._t_event - self._t_stream) / 1e6:.1f} s of events; check the sync "
                                "wiring, or set plan.sync_channel=none for soft sync")
 
-    def _poll_lens(self) -> None:
-        """Measured lens state with its event-clock time (the lens reports focal power only where it knows it)."""
+    def _poll_lens(self, t: float | None = None) -> None:
+        """Measured lens state with its event-clock time ``t`` (default: now; the lens reports focal power only
+        where it knows it)."""
         st = self.rig.lens.status()
-        t = self._event_now()
+        t = self._event_now() if t is None else t
         if t is None:
             return
         dpt = st.focal_power_dpt
@@ -447,17 +502,29 @@ class CaptureEngine:
                     log.warning("stopping %s failed: %s", type(cam).__name__, exc)
         for t in threads:
             t.join(5.0)
-        lens_note = None
+        if self._lockstep is not None and self.rig.sim is not None:
+            # The cameras have stopped, so nothing recorded can show the release below; left following, the
+            # simulated lens path would gain a segment at wherever the readers happened to stop.
+            self.rig.sim.unfollow_lens()
+        lens_note, lens_safe = None, None
         try:
             self.rig.lens.safe_state()
+            lens_safe = not isinstance(self.rig, ReplayRig) or None
         except Exception as exc:
-            lens_note = f"lens safe state not confirmed: {exc}"
+            lens_note, lens_safe = f"lens safe state not confirmed: {exc}", False
             log.warning("%s", lens_note)
         if pipeline is not None:
+            if self._merge is not None:
+                with self._merge_lock:
+                    for queued in self._merge.drain():
+                        self._queue.put(queued)
             self._queue.put(("end", None))
             pipeline.join(30.0)
         with self._lock:
             exit_status, reason = self._exit or ("success", None)
+        losses = self._losses()
+        if exit_status == "success" and losses.large:
+            exit_status, reason = "success_with_losses", "; ".join(filter(None, [reason, losses.summary()]))
         if lens_note and exit_status != "failed":
             reason = "; ".join(filter(None, [reason, lens_note]))
         if self._writer is not None:
@@ -466,58 +533,84 @@ class CaptureEngine:
             except Exception as exc:
                 exit_status, reason = "failed", "; ".join(filter(None, [reason, f"closing the recording: {exc}"]))
                 log.error("closing the recording failed: %s", exc)
-        self._update(state="finished", exit_status=exit_status, reason=reason)
+        self._update(state="finished", exit_status=exit_status, reason=reason, losses=losses.as_dict(),
+                     lens_safe=lens_safe)
         self.signals.finished.emit(self.status())
+
+    def _losses(self) -> Losses:
+        """Frames missing inside the event span (from the first frame delivered to the last one the event
+        clock reached, camera-side gaps included), or — for frames on another clock — between the first and the
+        last frame written; events dropped from the queue."""
+        index, end = (np.frombuffer(a, np.int64) for a in self._delivered)
+        if len(index) and self.rig.event_camera is not None:
+            k = int(np.searchsorted(end, self._t_event, side="right"))
+            missing = int(index[k - 1] - index[0] + 1) - self._n_frames if k else 0
+        else:
+            span = self._frame_span
+            missing = span[1] - span[0] + 1 - self._n_frames if span else 0
+        return Losses(frames_written=self._n_frames, frames_missing=max(0, missing),
+                      frames_after_events=self._stats.frames_after_events, events_written=self._n_events,
+                      events_dropped=self._drops["events"], event_chunks_dropped=self._drops["event_chunks"])
 
     def _results(self) -> dict:
         st = self.status()
         return {"counts": {"events": self._n_events, "frames": self._n_frames, "sweeps": st.sweeps_done},
                 "drops": dict(self._drops), "sync": self._stats.as_dict(), "soft_synced": st.soft_synced,
-                "t_first_event_us": self._t_first_event, "t_last_event_us": self._t_event}
+                "losses": self._losses().as_dict(), "t_first_event_us": self._t_first_event,
+                "t_last_event_us": self._t_event}
 
     # -- reader threads ----------------------------------------------------------------------------------
     def _read_events(self) -> None:
-        cam = self.rig.event_camera
-        try:
-            while not self._abort.is_set():
-                chunk = cam.read(0.05)
-                if chunk is None:
-                    if self._done.is_set() or cam.at_end:
-                        break
-                    continue
-                self._offer("events", chunk, chunk.cd.nbytes + len(chunk.raw or b""), self._event_budget,
-                            len(chunk.cd))
-        except Exception as exc:
-            self._fail(exc)
+        self._read("events", self.rig.event_camera, lambda c: (
+            c.cd.nbytes + len(c.raw or b""), self._event_budget, len(c.cd), c.t_end_us))
 
     def _read_frames(self) -> None:
-        cam = self.rig.frame_camera
-        paced = self.lossless and self.rig.event_camera is not None
-        last_end: int | None = None
+        self._read("frames", self.rig.frame_camera, lambda f: (1, self._frame_budget, 1, f.exposure_end_us))
+
+    def _read(self, stream: str, cam, measure) -> None:
+        """One camera's reader thread: read and offer until stopped or the camera's recording has ended.
+
+        ``measure(item)`` gives (size in the stream's budget, the budget, items it counts as, its end time).
+        In lockstep it stops before reading past the control thread's horizon, and once the capture is done.
+        """
+        gate = self._lockstep
         try:
             while not self._abort.is_set():
-                # A lossless source (simulation) would render frames far ahead of the event stream, and a
-                # simulated rig's present — when a lens command takes effect — with them: keep them in step.
-                if paced and last_end is not None and last_end > self._t_event and not self._done.is_set():
-                    time.sleep(0.001)
-                    continue
-                frame = cam.read(0.05)
-                if frame is None:
-                    if self._done.is_set() or (isinstance(cam, ReplayFrameCamera) and cam.at_end):
+                if gate is not None:
+                    gate.wait_turn(stream, self._done)
+                    if self._done.is_set():
+                        break
+                item = cam.read(0.05)
+                if item is None:
+                    if self._done.is_set() or getattr(cam, "at_end", False):
                         break
                     continue
-                last_end = frame.exposure_end_us
-                self._offer("frames", frame, 1, self._frame_budget, 1)
+                size, budget, count, end_us = measure(item)
+                if gate is not None:
+                    gate.delivered(stream, end_us)
+                self._offer(stream, item, size, budget, count, end_us)
         except Exception as exc:
             self._fail(exc)
+        finally:
+            if gate is not None:
+                gate.finish(stream)
+            if self._merge is not None:
+                with self._merge_lock:
+                    for queued in self._merge.finish(stream):
+                        self._queue.put(queued)
 
-    def _offer(self, stream: str, item: EventChunk | Frame, size: int, budget: int, count: int) -> None:
+    def _offer(self, stream: str, item: EventChunk | Frame, size: int, budget: int, count: int,
+               end_us: float) -> None:
         """Queue ``item`` unless its stream's budget is used up; then drop it and count the drop.
 
         Lossless sources (simulation or replay not paced by the wall clock) wait for room instead: nothing is
-        lost by waiting for them, and a fast simulated frame camera would otherwise run seconds ahead.
+        lost by waiting for them. Their items pass the time merge (key ``end_us``), so the pipeline sees events
+        and frames in time order whatever order the reader threads ran in.
         """
         host_us = time.monotonic_ns() / 1000
+        if stream == "frames" and item.clock == "event":
+            self._delivered[0].append(item.index)
+            self._delivered[1].append(item.exposure_end_us)
         with self._space:
             while self.lossless and self._queued[stream] + size > budget and self._queued[stream] > 0 \
                     and not self._done.is_set():
@@ -534,12 +627,31 @@ class CaptureEngine:
             if stream == "events":
                 self._queue.put(("gap", None))
             return
+        if self._merge is not None:
+            with self._merge_lock:
+                for queued in self._merge.put(stream, end_us, (stream, (item, host_us, size))):
+                    self._queue.put(queued)
+            return
         self._queue.put((stream, (item, host_us, size)))
 
     # -- pipeline thread ---------------------------------------------------------------------------------
-    def _call(self, fn) -> None:
-        """Run ``fn`` on the pipeline thread (which owns the assembler), in stream order."""
+    def _call(self, fn, t_us: float | None = None) -> None:
+        """Run ``fn`` on the pipeline thread (which owns the assembler): in lockstep at its place ``t_us`` in the
+        streams' time order, otherwise when it reaches the queue."""
+        if self._merge is not None and self._lockstep is not None and t_us is not None \
+                and self.plan.waveform == "stepped":
+            with self._merge_lock:
+                for item in self._merge.put("control", t_us, ("call", fn)):
+                    self._queue.put(item)
+            return
         self._queue.put(("call", fn))
+
+    def _promise_control(self, horizon_us: float) -> None:
+        """In lockstep: the control thread will act at no event time before ``horizon_us`` (data up to it may pass)."""
+        if self._merge is not None:
+            with self._merge_lock:
+                for item in self._merge.promise("control", horizon_us):
+                    self._queue.put(item)
 
     def _pipeline(self) -> None:
         try:
@@ -554,6 +666,9 @@ class CaptureEngine:
                 if kind == "end":
                     self._finish_pipeline()
                     break
+                if self._complete and self.lossless and kind in ("events", "frames"):
+                    self._discard(kind, payload)  # past the plan's end: a source that waited owes nothing more
+                    continue
                 if kind == "events":
                     self._on_events(*payload)
                 elif kind == "frames":
@@ -566,6 +681,12 @@ class CaptureEngine:
                 self.pipeline_busy_s += time.thread_time() - busy
         except Exception as exc:
             self._fail(exc)
+
+    def _discard(self, kind: str, payload: tuple) -> None:
+        """Give back the budget of an item that will not be recorded."""
+        with self._space:
+            self._queued[kind] -= payload[2]
+            self._space.notify_all()
 
     def _on_events(self, chunk: EventChunk, host_us: float, size: int) -> None:
         with self._space:
@@ -587,7 +708,7 @@ class CaptureEngine:
         if self._t_first_event is None and n:
             self._t_first_event = int(chunk.cd["t"][0])
         self._n_events += n
-        self._t_event = chunk.t_end_us
+        self._t_chunk_start, self._t_event = self._t_event, chunk.t_end_us
         rate = self._rates.add_events(chunk.t_end_us, n)
         with self._lock:
             if n:
@@ -602,8 +723,12 @@ class CaptureEngine:
     def _on_frame(self, frame: Frame, host_us: float, _size: int) -> None:
         if self._strobe is not None:
             self._strobe.add_frame(frame)
+            return
+        frame = self._unstrobed(frame, host_us)
+        if frame.clock == "event" and self.rig.event_camera is not None:
+            self._waiting.append(frame)  # placed once the event stream has reached its end (_advance)
         else:
-            self._place([self._unstrobed(frame, host_us)])
+            self._place([frame])
 
     def _unstrobed(self, frame: Frame, host_us: float) -> Frame:
         """A frame without strobe pairing: event-clock sources keep their times, host times are mapped."""
@@ -616,7 +741,12 @@ class CaptureEngine:
         return frame
 
     def _place(self, frames: list[Frame], sources: list[str] | None = None) -> None:
-        """Frames with their final times: focal power filled in, written, assembled, announced."""
+        """Frames with their final times: focal power filled in, written, assembled, announced.
+
+        A frame dated on the event clock beyond the last event received is not placed: the event stream never
+        reached it (it stopped, or fell behind a frame camera that kept going), so nothing recorded vouches for
+        its time. It is counted (``frames_after_events``), not written.
+        """
         if not frames:
             return
         with self._space:  # a frame holds its place in the budget until placed (strobe wait included)
@@ -625,16 +755,25 @@ class CaptureEngine:
         asm = self._assembler
         if sources is None:
             sources = ["event" if f.clock == "event" else "camera" for f in frames]
-        done = []
-        for f in frames:
+        done, kept = [], []
+        for f, source in zip(frames, sources, strict=True):
+            if f.clock == "event" and self.rig.event_camera is not None and f.exposure_end_us > self._t_event:
+                self._stats.frames_after_events += 1
+                continue
             if f.focal_power_dpt is None and f.clock == "event":
                 power = asm.commanded_at((f.exposure_start_us + f.exposure_end_us) / 2)
                 f = dataclasses.replace(f, focal_power_dpt=power)
             done.append(f)
+            kept.append(source)
             asm.add_frame(f)
+        if not done:
+            return
         if self._writer is not None:
-            self._writer.write_frames(done, sources)
+            self._writer.write_frames(done, kept)
         self._n_frames += len(done)
+        span = self._frame_span
+        self._frame_span = [min(span[0], done[0].index), max(span[1], done[-1].index)] if span else \
+            [done[0].index, done[-1].index]
         self._latest_frame = done[-1]
         rate = 0.0
         for f in done:
@@ -647,11 +786,20 @@ class CaptureEngine:
         if self._strobe is not None:
             ready = self._strobe.ready(self._t_event)
             self._place(ready, ["strobe" if f.clock == "event" else "camera" for f in ready])
+        if self._waiting:
+            n = next((i for i, f in enumerate(self._waiting) if f.exposure_end_us > self._t_event),
+                     len(self._waiting))
+            ready, self._waiting = self._waiting[:n], self._waiting[n:]
+            self._place(ready)
         self._hand_out(final=False)
         w = self._writer
         if w is not None:
             with self._lock:
-                measured, self._measured = self._measured, []
+                # In lockstep a lens sample is written once the events have passed its time: by then every
+                # sample before it exists, so the samples written depend on the simulation alone.
+                upto = self._t_chunk_start if self._lockstep is not None else math.inf
+                measured = [row for row in self._measured if row[0] <= upto]
+                self._measured = self._measured[len(measured):]
             w.write_lens(np.array(measured, np.float64).reshape(-1, 4))
             if w.flush_due(self._flush_interval_s):
                 w.flush()
@@ -666,6 +814,7 @@ class CaptureEngine:
             k = record["index"]
             limit = self._stop_after
             if limit is not None and k >= limit:
+                self._complete = True
                 self._done.set()
                 break
             commanded = asm.commanded(k)
@@ -684,6 +833,7 @@ class CaptureEngine:
             if data is not None:
                 self.signals.sweep_finished.emit(data)
             if limit is not None and k + 1 >= limit:
+                self._complete = True
                 self._done.set()
             else:
                 self.signals.sweep_started.emit(k + 1)
@@ -694,6 +844,8 @@ class CaptureEngine:
             ready = self._strobe.ready(self._t_event)
             self._place(ready, ["strobe" if f.clock == "event" else "camera" for f in ready])
             self._place(self._strobe.flush(), None)
+        self._place(self._waiting)  # those the event stream reached; the others are counted
+        self._waiting = []
         self._hand_out(final=True)
         if self._writer is not None:
             self._writer.flush(durable=True)

@@ -51,6 +51,7 @@ class SyncStats:
     sync_missed: int = 0              # sweeps closed without their sync edge (edge missing)
     sync_restarts: int = 0            # sweeps cut short by a generator restart (discarded, not handed out)
     late_frames: int = 0              # frames that arrived after their sweep had been handed out
+    frames_after_events: int = 0      # frames dated after the last event received: not placed, not recorded
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -565,3 +565,27 @@ def test_cli_help_of_a_lens_command_needs_no_port():
     assert result.exit_code == 0 and "--freq" in result.output, result.output
     result = runner.invoke(cli, ["lens", "info"], env={"FOCALRIG_LENS_PORT": ""})
     assert result.exit_code == 2 and "--port" in result.output
+
+
+@pytest.mark.parametrize("dc", [False, True])
+def test_temperature_drift_alone_publishes_no_new_drive(dc):
+    """A simulated rig follows the published drive from its present: a publication that only temperature drift
+    caused (whose moment depends on how often the host polled) would change its lens path at a moment that thread
+    timing decides. Only commands publish."""
+    name = f"drift{next(_names)}"
+    sim = register_simulator(name, LensDriver4Sim(temp_walk_c=0.2, seed=4))
+    published = []
+    sim.add_listener(published.append)
+    with OptotuneLensDriver4(f"optosim://{name}") as lens:
+        if dc:
+            lens.set_position(40.0)
+        else:
+            lens.start_sweep(Waveform.SINE, 4.0, 0.0, 2.0)
+        sim.deliver_pending()
+        before = len(published)
+        temps = {lens.status().temperature_c for _ in range(300)}  # each poll advances the device clock
+        assert len(temps) > 5  # the temperature did walk
+        assert len(published) == before
+        lens.set_position(10.0)  # a command still publishes
+        sim.deliver_pending()
+        assert len(published) > before and published[-1].waveform == "dc"

@@ -17,7 +17,6 @@ import serial
 
 from capture.recording import Recording
 from capture.recording.layout import RUN_LOG
-
 from tests.ld4_pty import DC_MODE, lens_state, served_ld4, start
 
 #: What each command leaves the lens doing while it holds it, as its own status line says.

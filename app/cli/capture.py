@@ -2,7 +2,8 @@
 
 Ctrl-C during a capture stops at the end of the sweep in progress and finalises the recording; a second Ctrl-C
 stops at once (the files stay readable); SIGTERM and SIGHUP stop at once the same way. Exit status: 0 success,
-128 + the signal's number when a signal stopped it (130 for Ctrl-C, 143 for SIGTERM), 2 failed.
+3 finished with losses (more than 1 % of the frames or events lost; the last line gives the figures), 128 + the
+signal's number when a signal stopped it (130 for Ctrl-C, 143 for SIGTERM), 2 failed.
 """
 
 from __future__ import annotations
@@ -180,22 +181,29 @@ def run_with_progress(engine: CaptureEngine) -> EngineStatus:
 
 
 def _report(st: EngineStatus, stop: CaptureStop) -> None:
-    """Final line(s) and the exit code: 0 success, 128 + the signal that stopped it, 2 failed."""
+    """The last line and the exit code: 0 success, 3 finished with losses (the figures in the line), 128 + the
+    signal that stopped it, 2 failed."""
     where = f" → {st.recording}" if st.recording else ""
+    counts = f"{st.sweeps_done} sweeps, {st.events_total:,} events, {st.frames_total:,} frames"
+    lens = {True: "; lens released (DC, 0 mA)", False: "; [bold red]lens not confirmed safe[/]"}.get(st.lens_safe, "")
     try:
         if st.exit_status == "success":
-            console.print(f"[green]capture finished[/]: {st.sweeps_done} sweeps, {st.events_total:,} events, "
-                          f"{st.frames_total:,} frames{where}", highlight=False)
+            console.print(f"[green]capture finished[/]: {counts}{where}", highlight=False)
+        elif st.exit_status == "success_with_losses":
+            console.print(f"[bold yellow]capture finished with losses[/]: {counts}; {st.reason}{where}",
+                          highlight=False, soft_wrap=True)
         elif st.exit_status == "aborted":
-            console.print(f"[yellow]capture aborted[/] ({st.reason}): {st.sweeps_done} sweeps kept{where}",
-                          highlight=False)
+            console.print(f"[yellow]capture aborted[/] ({st.reason}): {st.sweeps_done} sweeps kept{lens}{where}",
+                          highlight=False, soft_wrap=True)
         else:
-            err_console.print(f"[bold red]error:[/] capture failed: {st.reason}{where}", highlight=False,
+            err_console.print(f"[bold red]error:[/] capture failed: {st.reason}{lens}{where}", highlight=False,
                               soft_wrap=True)
     except OSError:  # the terminal is gone (hang-up): the exit status and the recording still say it all
         pass
     if st.exit_status == "success":
         return
+    if st.exit_status == "success_with_losses":
+        raise typer.Exit(3)
     if st.exit_status == "aborted":
         raise typer.Exit(exit_status(stop.signum if stop.signum is not None else signal.SIGINT))
     raise typer.Exit(2)
@@ -334,7 +342,8 @@ def inspect_cmd(
         table = Table(title=str(recording), show_header=False, title_justify="left")
         table.add_column(style="bold")
         table.add_column()
-        colour = {"success": "green", "aborted": "yellow", "failed": "red", "incomplete": "red"}.get(s["status"], "")
+        colour = {"success": "green", "success_with_losses": "yellow", "aborted": "yellow", "failed": "red",
+                  "incomplete": "red"}.get(s["status"], "")
         status = f"[{colour}]{escape(str(s['status']))}[/]" if colour else escape(str(s["status"]))
         if not s["complete"]:
             status += " (no stop document: the capture was killed or lost power; data up to the last flush is " \

@@ -239,16 +239,26 @@ class LensDriver4Sim(TimedLink):
         return LensDrive("dc", held, held, 0.0, 0.0, self.lens)
 
     def _publish(self, t: float) -> None:
-        """Tell the listeners if the drive changed (same waveform, swing, frequency and phase origin: no call)."""
+        """Tell the listeners if a command changed the drive (mode, current codes, soft limits, set point,
+        generator frequency or phase origin); temperature drift alone publishes nothing.
+
+        The key is the commanded codes, not the powers they give: those move with the lens temperature, whose
+        random walk advances with every host read, so a key of rounded powers flipped now and then between two
+        polls — and a listener's lens path (a simulated rig's) changed at a moment only thread timing decided.
+        """
         if not self._listeners:
             return
-        state = self.drive_state(t)
-        # Powers to 1e-4 dpt (20x finer than the LD4's resolution), so temperature drift alone publishes nothing.
-        key = (state.waveform, round(state.lower_dpt, 4), round(state.upper_dpt, 4), state.frequency_hz,
-               self.gen_t0 if state.waveform != "dc" else None)
+        key: tuple = (self.mode, self.upper_limit_raw, self.lower_limit_raw)
+        if self.mode in (2, 3, 4):
+            key += (self.gen_lower_raw, self.gen_upper_raw, self.gen_mhz, self.gen_t0)
+        elif self.mode == 5:
+            key += (self.fp_raw,)
+        else:
+            key += (self.dc_raw,)
         if key == self._published:
             return
         self._published = key
+        state = self.drive_state(t)
         for listener in list(self._listeners):
             listener(state)
 
