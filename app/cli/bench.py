@@ -1,4 +1,4 @@
-"""``focalrig bench fusion|capture|slice|net|io|sim|e2e|fuzz``: the benchmark commands and their options.
+"""``focalrig bench …``: the benchmark commands and their options.
 
 Each command parses its options and hands over to its module in :mod:`app.bench`, imported only when the
 command runs. Figures are printed, never asserted.
@@ -175,3 +175,18 @@ def bench_startup(
     from app.bench.startup import run_startup_benchmark
 
     run_startup_benchmark(console, repeat=repeat, predict=predict)
+
+
+@bench_app.command("stack")
+@friendly_errors
+def bench_stack(
+    sizes: Annotated[str, typer.Option(help="Comma-separated frame sizes WIDTHxHEIGHT.")] = "320x240,640x480",
+    sweeps: Annotated[int, typer.Option(help="Sweeps recorded per size.", min=1)] = 3,
+    repeat: Annotated[int, typer.Option(help="Runs per sweep; the best is kept.", min=1)] = 5,
+    planes: Annotated[int, typer.Option(help="Most planes per stack.", min=2)] = 16,
+) -> None:
+    """Time to build one sweep's aligned focal stack (frames warped, events sliced) at each frame size."""
+    from app.bench.stack import run_stack_benchmark
+
+    run_stack_benchmark(console, sizes=[parse_size(s) for s in sizes.split(",") if s.strip()], sweeps=sweeps,
+                        repeat=repeat, planes=planes)
