@@ -148,35 +148,32 @@ def noise_variance(y: np.ndarray) -> np.ndarray:
     return np.maximum(var / np.float32(_residual_gain()), np.float32(1e-10))
 
 
-def soft_weights(y: np.ndarray, best: np.ndarray, settings: BlendSettings) -> np.ndarray:
-    """(N, H, W) float32 weights, summing to 1 per pixel: 1 for the best plane, exp(−excess/τ) for the others
-    by how far their local difference from it exceeds noise (module docstring)."""
+def compose(frames01: np.ndarray, y: np.ndarray, best: np.ndarray, settings: BlendSettings) -> np.ndarray:
+    """The all-in-focus image (H, W[, 3]) float32 in [0, 1] from unit frames, their luma and the best plane.
+
+    Soft output: each plane's weight is 1 where it is the best plane, else exp(−excess/τ) by how far its local
+    difference from the best plane exceeds noise (module docstring); weights are applied plane by plane and
+    normalised once at the end, so no (N, H, W) weight volume is ever held.
+    """
+    if settings.output == "gather":
+        idx = best[None, ..., None] if frames01.ndim == 4 else best[None]
+        return np.take_along_axis(frames01, idx, axis=0)[0]
     yb = np.take_along_axis(y, best[None], axis=0)[0]
     neg_inv = cv2.divide(-1.0 / (2.0 * settings.tau), noise_variance(y))
     # Two noisy copies of one image show D/2σ² ≈ 1 ± √(2/n) over n pixels: the test starts beyond that spread.
     allowed = (1.0 + SPREAD * math.sqrt(2.0 / settings.window ** 2)) / settings.tau
     ksize = (settings.window, settings.window)
-    w = np.empty_like(y)
+    out = np.zeros(frames01.shape[1:], np.float32)
+    total = np.zeros(y.shape[1:], np.float32)
+    w = np.empty(y.shape[1:], np.float32)
     for k in range(y.shape[0]):
         d = cv2.subtract(y[k], yb)
         headroom = cv2.add(cv2.multiply(cv2.boxFilter(cv2.multiply(d, d), cv2.CV_32F, ksize), neg_inv), allowed)
-        cv2.exp(cv2.min(headroom, 0.0), dst=w[k])
-    np.put_along_axis(w, best[None], 1.0, axis=0)
-    w /= w.sum(axis=0)
-    return w
-
-
-def compose(frames01: np.ndarray, y: np.ndarray, best: np.ndarray, settings: BlendSettings) -> np.ndarray:
-    """The all-in-focus image (H, W[, 3]) float32 in [0, 1] from unit frames, their luma and the best plane."""
-    if settings.output == "gather":
-        idx = best[None, ..., None] if frames01.ndim == 4 else best[None]
-        return np.take_along_axis(frames01, idx, axis=0)[0]
-    w = soft_weights(y, best, settings)
-    out = np.zeros(frames01.shape[1:], np.float32)
-    for k in range(frames01.shape[0]):
-        wk = cv2.merge([w[k]] * 3) if frames01.ndim == 4 else w[k]
-        cv2.accumulateProduct(frames01[k], wk, out)
-    return out
+        cv2.exp(cv2.min(headroom, 0.0), dst=w)
+        w[best == k] = 1.0
+        cv2.add(total, w, dst=total)
+        cv2.accumulateProduct(frames01[k], cv2.merge([w] * 3) if frames01.ndim == 4 else w, out)
+    return out / (total[..., None] if frames01.ndim == 4 else total)
 
 
 def to_dtype(image01: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -20,29 +20,50 @@ chosen plane is the truth's best, 0.18–0.22 where it is not; the network, whos
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 LOBE = 0.5       #: a plane belongs to the chosen peak's lobe while it stays above this fraction of the peak
 DISTINCT = 4.0   #: the peak counts as fully distinct when it holds 1 + (N − 1)/DISTINCT planes' worth of the volume
 
 
-def peak_confidence(volume: np.ndarray, best: np.ndarray) -> np.ndarray:
-    """(H, W) float32 in [0, 1] from a non-negative per-plane volume (N, H, W) and the chosen plane (H, W)."""
+def peak_confidence(volume: np.ndarray, best: np.ndarray, *, step: int = 2) -> np.ndarray:
+    """(H, W) float32 in [0, 1] from a non-negative per-plane volume (N, H, W) and the chosen plane (H, W).
+
+    Evaluated every ``step`` pixels and interpolated back: the volumes it reads are smooth at that scale (guided-
+    filtered at half resolution), and a plane-by-plane pass over the full volume would cost as much as the fusion.
+    """
     n = volume.shape[0]
-    volume = np.maximum(volume, 0.0)
-    top = np.take_along_axis(volume, best[None], axis=0)[0]
+    h, w = best.shape
     if n < 2:
-        return np.zeros(top.shape, np.float32)
-    k = np.arange(n).reshape(-1, 1, 1)
-    below = volume < LOBE * top[None]
-    lobe_end = np.where((k > best) & below, k, n).min(axis=0)       # first plane past the lobe, upwards
-    lobe_start = np.where((k < best) & below, k, -1).max(axis=0)    # first plane past the lobe, downwards
-    outside = (k >= lobe_end[None]) | (k <= lobe_start[None])
-    pad = np.full_like(volume[:1], -1.0)
-    is_peak = (volume >= np.concatenate([pad, volume[:-1]])) & (volume >= np.concatenate([volume[1:], pad]))
-    competitor = np.where(outside & is_peak, volume, 0.0).max(axis=0)
-    safe_top = np.maximum(top, np.float32(1e-12))
-    margin = 1.0 - competitor / safe_top
-    share = top / np.maximum(volume.sum(axis=0), np.float32(1e-12))
+        return np.zeros((h, w), np.float32)
+    v = np.maximum(volume[:, ::step, ::step], 0.0)
+    b = best[::step, ::step]
+    top = np.take_along_axis(v, b[None], axis=0)[0]
+    half = np.float32(LOBE) * top
+    lobe_end = np.full(b.shape, n, np.int32)     # first plane above the chosen one that falls out of its lobe
+    lobe_start = np.full(b.shape, -1, np.int32)  # ... and below it
+    for k in range(n):
+        lobe_end[(v[k] < half) & (b < k) & (lobe_end == n)] = k
+    for k in range(n - 1, -1, -1):
+        lobe_start[(v[k] < half) & (b > k) & (lobe_start == -1)] = k
+    competitor = np.zeros_like(top)
+    total = np.zeros_like(top)
+    for k in range(n):  # the highest separate peak: a local maximum outside the chosen lobe
+        total += v[k]
+        peak = np.ones(b.shape, bool)
+        if k > 0:
+            peak &= v[k] >= v[k - 1]
+        if k < n - 1:
+            peak &= v[k] >= v[k + 1]
+        outside = (lobe_end <= k) | (lobe_start >= k)
+        np.maximum(competitor, np.where(peak & outside, v[k], 0.0), out=competitor)
+    margin = 1.0 - competitor / np.maximum(top, np.float32(1e-12))
+    share = top / np.maximum(total, np.float32(1e-12))
     peaked = np.clip((share * n - 1.0) / (n - 1.0) * DISTINCT, 0.0, 1.0)
-    return np.clip(margin * peaked, 0.0, 1.0).astype(np.float32)
+    conf = np.clip(margin * peaked, 0.0, 1.0).astype(np.float32)
+    if step == 1:
+        return conf
+    # Sample j sits at pixel step·j: an affine upsampling puts pixel x at sample x/step.
+    return cv2.warpAffine(conf, np.array([[1.0 / step, 0, 0], [0, 1.0 / step, 0]]), (w, h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
