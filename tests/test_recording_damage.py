@@ -166,3 +166,16 @@ def test_a_capture_before_its_first_frames_is_not_damaged(tmp_path):
             assert not rec.problems and rec.status == "incomplete" and not rec.complete
     finally:
         w.close("success", None, {})
+
+
+def test_a_damaged_sweep_table_is_named(recording):
+    """An empty window in sync.h5's sweep table (a damaged block) ended in SweepData's ValueError, naming no file."""
+    import h5py
+
+    with h5py.File(recording / "sync.h5", "r+") as f:
+        row = f["sweeps"][1]
+        row["t_end_us"] = row["t_start_us"]
+        f["sweeps"][1] = row
+    with Recording.open(recording) as rec, pytest.raises(RecordingError) as exc:
+        list(rec.sweeps())
+    assert str(recording / "sync.h5") in str(exc.value) and "row 1" in str(exc.value)

@@ -384,7 +384,15 @@ class Recording:
         damaged = self.part_error(layout.SYNC_FILE, "the sweep table, trigger edges and lens samples")
         if damaged is not None:
             raise damaged
-        return self.sweep_table
+        table = self.sweep_table
+        t0, t1 = table["t_start_us"], table["t_end_us"]
+        bad = np.flatnonzero((t1 <= t0) | np.r_[False, t0[1:] < t1[:-1]])
+        if len(bad):  # the capture writes non-empty windows in time order; anything else is damage
+            k = int(bad[0])
+            raise layout.RecordingError(f"{self.folder / layout.SYNC_FILE}: sweep table row {k} has the window "
+                                        f"[{int(t0[k])}, {int(t1[k])}) µs, which is empty or overlaps the row "
+                                        "before: the file is damaged")
+        return table
 
     def no_sweeps_reason(self) -> str | None:
         """Why this recording has no sweep to read (None when it has some): for commands that need sweeps."""
