@@ -522,6 +522,9 @@ class CaptureEngine:
             pipeline.join(30.0)
         with self._lock:
             exit_status, reason = self._exit or ("success", None)
+        total, done = self.plan.sweeps_total, self.status().sweeps_done
+        if exit_status == "success" and total is not None and done < total:  # the source's data ended first
+            reason = f"{reason or 'the source ended'}: {done} of the plan's {total} sweeps"
         losses = self._losses()
         if exit_status == "success" and losses.large:
             exit_status, reason = "success_with_losses", "; ".join(filter(None, [reason, losses.summary()]))

@@ -187,8 +187,12 @@ def _report(st: EngineStatus, stop: CaptureStop) -> None:
     counts = f"{st.sweeps_done} sweeps, {st.events_total:,} events, {st.frames_total:,} frames"
     lens = {True: "; lens released (DC, 0 mA)", False: "; [bold red]lens not confirmed safe[/]"}.get(st.lens_safe, "")
     try:
-        if st.exit_status == "success":
-            console.print(f"[green]capture finished[/]: {counts}{where}", highlight=False)
+        if st.exit_status == "success":  # the reason says when the data ended before the plan did (a replay)
+            why = f" ({st.reason})" if st.reason else ""
+            after = st.losses.get("frames_after_events", 0)
+            late = f"; {after:,} frames dated after the last event were not recorded" if after else ""
+            console.print(f"[green]capture finished[/]{why}: {counts}{late}{where}", highlight=False,
+                          soft_wrap=True)
         elif st.exit_status == "success_with_losses":
             console.print(f"[bold yellow]capture finished with losses[/]: {counts}; {st.reason}{where}",
                           highlight=False, soft_wrap=True)
