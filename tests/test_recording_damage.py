@@ -142,13 +142,28 @@ def test_metadata_of_the_wrong_shape_is_named(recording):
     meta = recording / "metadata.json"
     doc = json.loads(meta.read_text())
     doc["commanded"]["low_dpt"] = "zero"
-    doc["event_geometry"] = "320x240"
+    doc["event_geometry"] = [320]
     meta.write_text(json.dumps(doc))
     with Recording.open(recording) as rec:
-        with pytest.raises(RecordingError, match=r"metadata\.json: 'event_geometry' is '320x240'"):
+        with pytest.raises(RecordingError, match=r"metadata\.json: 'event_geometry' is \[320\]"):
             rec.event_geometry  # noqa: B018
         with pytest.raises(RecordingError, match=r"metadata\.json: unusable commanded sweep"):
             rec.commanded(np.zeros(1, [("t0_us", "<f8"), ("soft_synced", "u1")])[0])
+
+
+def test_metadata_values_of_the_wrong_type_are_left_out_and_reported(recording):
+    """A plan that is a string ended in AttributeError ('str' object has no attribute 'get') reading sweeps."""
+    import json
+
+    meta = recording / "metadata.json"
+    doc = json.loads(meta.read_text())
+    doc["plan"], doc["calibration_file"] = "x", 3
+    meta.write_text(json.dumps(doc))
+    with Recording.open(recording) as rec:
+        assert len(list(rec.sweeps())) == 3  # nothing that was needed is lost
+        s = summarize(rec)
+    assert s["status"] == "incomplete" and "plan='x'" in s["problems"]["metadata.json"]
+    assert "calibration_file=3" in s["problems"]["metadata.json"]
 
 
 def test_a_capture_before_its_first_frames_is_not_damaged(tmp_path):

@@ -190,6 +190,12 @@ class Recording:
                 if not isinstance(metadata, dict):
                     problems[layout.METADATA] = f"holds a JSON {type(metadata).__name__}, not an object"
                     metadata = {}
+                wrong = {k: v for k, v in metadata.items() if k in _METADATA_TYPES and v is not None
+                         and not isinstance(v, _METADATA_TYPES[k])}
+                if wrong:  # left out, so that no reader trips over them; the rest of the file still counts
+                    problems[layout.METADATA] = "values of the wrong type, ignored: " + ", ".join(
+                        f"{k}={v!r}"[:80] for k, v in wrong.items())
+                    metadata = {k: v for k, v in metadata.items() if k not in wrong}
             events = path / layout.EVENTS_FILE
             return cls(path, path, events if events.is_file() else None, metadata, read_run_log(path / layout.RUN_LOG),
                        problems)
@@ -350,11 +356,11 @@ class Recording:
 
     # -- sweeps --------------------------------------------------------------------------------------
     def commanded(self, row: np.void) -> CommandedSweep:
-        damaged = self.part_error(layout.METADATA, "the commanded sweep (waveform, range, frequency)")
-        if damaged is not None:
-            raise damaged
         c = self.metadata.get("commanded")
         where = self.path / layout.METADATA
+        damaged = self.part_error(layout.METADATA, "the commanded sweep (waveform, range, frequency)")
+        if not c and damaged is not None:
+            raise damaged
         if not c:
             raise layout.RecordingError(f"{where}: no commanded sweep (waveform, range, frequency); it is written "
                                         "at the start of every sweep capture, so this is not a sweep recording or "
@@ -421,8 +427,8 @@ class Recording:
         measured = self.lens_measured
         event_geom = self.event_geometry or (0, 0)
         frame_geom = self.frame_geometry or (0, 0)
-        meta = {"recording_uid": self.uid, "recording": str(self.path), "plan": self.metadata.get("plan", {}).get(
-            "name"), "calibration_file": self.metadata.get("calibration_file")}
+        meta = {"recording_uid": self.uid, "recording": str(self.path), "plan": (self.metadata.get("plan") or {}).get(
+            "name"), "calibration_file": self.metadata.get("calibration_file")}  # types checked at opening
         windows = [(int(r["t_start_us"]), int(r["t_end_us"])) for r in table]
         if self.events_path is not None:
             reader = self.events()
@@ -455,6 +461,14 @@ class Recording:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Types of the metadata.json values readers use (None is allowed for each); a value of another type is left out.
+_METADATA_TYPES: dict[str, type | tuple[type, ...]] = {
+    "uid": str, "plan": dict, "commanded": dict, "calibration_file": str, "event_geometry": list,
+    "frame_geometry": list, "soft_synced": bool, "t_first_event_us": (int, float), "t_last_event_us": (int, float),
+    "n_frames": int, "n_events": int, "drops": dict, "sync": dict, "counts": dict, "exit_status": str, "reason": str,
+}
 
 
 def _number(value: object) -> bool:
