@@ -31,6 +31,7 @@ from capture.losses import Losses
 from capture.merge import TimeMerge
 from capture.plan import SweepPlan
 from capture.recording import RecordingWriter, create_recording_dir, preflight
+from capture.recording.diskfull import DiskFull
 from capture.replay import ReplayRig
 from capture.signals import Signal
 from capture.sweep import CommandedSweep
@@ -482,8 +483,10 @@ class CaptureEngine:
                 self._lens_hist.append((t, dpt))
 
     def _fail(self, exc: BaseException) -> None:
-        reason = f"{type(exc).__name__}: {exc}"
-        log.error("capture failed: %s", reason)
+        # A full disk is worded for the user already ("disk full after 12.3 s; everything up to 11.9 s is saved");
+        # whoever runs the engine reports the reason once (the CLI's last line, the GUI's dialog).
+        reason = str(exc) if isinstance(exc, DiskFull) else f"{type(exc).__name__}: {exc}"
+        log.info("capture failed: %s", reason)
         with self._lock:
             if self._exit is None or self._exit[0] != "failed":  # the first failure is the reason
                 self._exit = ("failed", reason)

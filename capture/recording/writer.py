@@ -8,16 +8,20 @@ encoder that continues the file's stream state, so the file stays exactly decoda
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
 
 from capture.formats.raw import RawEventWriter, make_encoder
 from capture.recording import layout
+from capture.recording.diskfull import DiskFull, Reserve, is_disk_full
 from capture.recording.metadata import RunLog, software_versions, utc_now, write_json_atomic
 from drivers.camera import EventChunk, Frame
 from drivers.events.dtypes import EVENT_EXT_TRIGGER
@@ -30,6 +34,28 @@ SWEEP_DTYPE = np.dtype([("index", "<i8"), ("t_start_us", "<i8"), ("t_end_us", "<
 _WRITABLE_RAW = ("EVT3", "EVT2")
 #: Frames buffered before one batched HDF5 write (≈ 0.1 s at 100 fps; flushes write any remainder).
 FRAME_BATCH = 8
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable)
+
+
+def _disk_guarded(method: F) -> F:
+    """A writing method whose "no space left" becomes the writer's one :class:`DiskFull` (and stays so: every
+    later write raises it at once, without touching the files again)."""
+    @functools.wraps(method)
+    def wrapper(self: RecordingWriter, *args, **kwargs):
+        if self.disk_full is not None:
+            raise self.disk_full
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            log.debug("disk full while writing %s", self.folder, exc_info=True)
+            self.disk_full = DiskFull(f"disk full after {time.monotonic() - self._t_start:.1f} s; everything up "
+                                      f"to {self.saved_until_us / 1e6:.2f} s (event clock) is saved")
+            raise self.disk_full from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class _RawRecorder(RawEventWriter):
@@ -87,12 +113,20 @@ class RecordingWriter:
 
     fsync_interval_s = 0.5
 
+    #: Set once the disk filled up: the error every later write raises; ``close`` then finalises without them.
+    disk_full: DiskFull | None = None
+
     def __init__(self, folder: Path, *, uid: str, plan: dict, describe: dict, event_geometry: tuple[int, int] | None,
                  raw_format: str | None, raw_header: dict[str, str] | None, calibration_path: str | None,
                  extra: dict | None = None) -> None:
         self.folder = folder
         self.uid = uid
         self.started = utc_now()
+        self._t_start = time.monotonic()
+        #: Event time up to which everything written has been flushed (what a failure leaves readable).
+        self.saved_until_us = 0
+        self._written_until_us = 0
+        self._reserve = Reserve(folder)  # room to close properly, whatever fills the disk meanwhile
         self._meta: dict[str, Any] = {
             "format": layout.FORMAT, "version": layout.VERSION, "uid": uid, "name": folder.name,
             "start_time": self.started, "stop_time": None, "plan": plan, "devices": describe,
@@ -147,7 +181,9 @@ class RecordingWriter:
         raw = self.raw.bytes if self.raw is not None else 0
         return raw + self.n_frames * self._frame_bytes
 
+    @_disk_guarded
     def write_events(self, chunk: EventChunk) -> None:
+        self._written_until_us = max(self._written_until_us, int(chunk.t_end_us))
         if self.raw is not None:
             self.raw.append(chunk, self._raw_ok)
         if len(chunk.triggers):
@@ -157,6 +193,7 @@ class RecordingWriter:
         """A chunk never reached the writer: the camera's next bytes would decode wrongly, so encode from now on."""
         self._raw_ok = False
 
+    @_disk_guarded
     def write_frames(self, frames: list[Frame], sources: list[str]) -> None:
         """Queue frames for the next batch write (every ``FRAME_BATCH`` frames and at every flush)."""
         self._frame_buf.extend(zip(frames, sources, strict=True))
@@ -172,6 +209,19 @@ class RecordingWriter:
             self._open_frames(batch[0][0])
         ds = self._frame_ds
         n0, n = self.n_frames, len(batch)
+        try:
+            self._write_batch(ds, batch, n0, n)
+        except BaseException:
+            for name in ds:  # a batch half-written is not recorded: the files keep n0 frames
+                try:
+                    ds[name].resize(n0, axis=0)
+                except Exception:  # the first error is the one to report
+                    pass
+            raise
+        self.n_frames += n
+
+    @staticmethod
+    def _write_batch(ds: dict[str, h5py.Dataset], batch: list[tuple[Frame, str]], n0: int, n: int) -> None:
         for name in ds:
             ds[name].resize(n0 + n, axis=0)
         image = ds["image"]
@@ -187,7 +237,6 @@ class RecordingWriter:
         ds["focal_power_dpt"][n0:n0 + n] = [np.nan if f.focal_power_dpt is None else f.focal_power_dpt
                                             for f, _ in batch]
         ds["time_source"][n0:n0 + n] = [TIME_SOURCES.index(src) for _, src in batch]
-        self.n_frames += n
 
     def _open_frames(self, first: Frame) -> None:
         """Create ``frames.h5`` at the first frame (its shape and dtype are known only then), then enter SWMR."""
@@ -210,11 +259,13 @@ class RecordingWriter:
         self._frames_file = f
         self._frame_bytes = int(np.prod(shape)) * dtype.itemsize
 
+    @_disk_guarded
     def write_lens(self, samples: np.ndarray) -> None:
         """Measured lens samples, rows (t_us, position, focal_power_dpt, temperature_c); NaN where unknown."""
         if len(samples):
             _append(self._measured, np.asarray(samples, "<f8").reshape(-1, 4))
 
+    @_disk_guarded
     def write_sweep(self, record: dict, commanded: np.ndarray) -> None:
         """One finished sweep: its row in ``sync.h5`` /sweeps, commanded samples, and a run-log event document."""
         row = np.zeros(1, SWEEP_DTYPE)
@@ -228,8 +279,10 @@ class RecordingWriter:
         self._log.write("event", stream="sweeps", raw_bytes=self.raw.bytes if self.raw else 0,
                         frames_written=self.n_frames, **record)
 
+    @_disk_guarded
     def flush(self, durable: bool = False) -> None:
         """Push everything to the OS (survives a crash of this process); ``durable`` also fsyncs (power loss)."""
+        written_until = self._written_until_us
         self._write_frame_batch()
         if self.raw is not None:
             self.raw._file.flush()
@@ -243,6 +296,7 @@ class RecordingWriter:
             self._log.sync()
             self._last_fsync = now
         self._last_flush = now
+        self.saved_until_us = written_until
 
     def flush_due(self, interval_s: float) -> bool:
         return time.monotonic() - self._last_flush >= interval_s
@@ -250,10 +304,18 @@ class RecordingWriter:
     # -- end -----------------------------------------------------------------------------------------
     def close(self, exit_status: str, reason: str | None, results: dict) -> None:
         """Close every file, then write the stop document and the final metadata (in that order: the stop
-        document is the marker of a complete recording)."""
+        document is the marker of a complete recording).
+
+        The reserve is given back first, so both always fit. After the disk filled up, frames still buffered are
+        not written (they would take that room) and the files' own errors on closing are not the reason: the
+        recording fails as "disk full", readable up to its last flush.
+        """
+        self._reserve.release()
+        full = self.disk_full is not None
         errors = []
         try:
-            self._write_frame_batch()
+            if not full:
+                self._write_frame_batch()
         except (OSError, RuntimeError, ValueError) as exc:
             errors.append(str(exc))
         for closer in (lambda: self.raw and self.raw.close(), self._sync.close,
@@ -261,7 +323,13 @@ class RecordingWriter:
             try:
                 closer()
             except (OSError, RuntimeError, ValueError) as exc:  # a failing disk: still try to finish the rest
-                errors.append(str(exc))
+                if full or is_disk_full(exc):
+                    log.debug("closing %s on a full disk: %s", self.folder, exc)
+                    full = True
+                else:
+                    errors.append(str(exc))
+        if full and exit_status != "failed":
+            exit_status, reason = "failed", str(self.disk_full or "disk full while closing the recording")
         if errors:
             reason = "; ".join(filter(None, [reason, *errors]))
             exit_status = "failed"
@@ -277,9 +345,17 @@ class RecordingWriter:
 
 
 def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
+    """Append ``rows``; when writing them fails, the dataset keeps its previous length (no half-written rows)."""
     n = ds.shape[0]
     ds.resize(n + len(rows), axis=0)
-    ds[n:] = rows
+    try:
+        ds[n:] = rows
+    except BaseException:
+        try:
+            ds.resize(n, axis=0)
+        except Exception:  # the first error is the one to report
+            pass
+        raise
 
 
 def _fsync_path(path: Path) -> None:
