@@ -133,8 +133,8 @@ def wait_for_sweeps(out: Path, n: int, proc, err, timeout_s: float = 60.0) -> Pa
     raise AssertionError(f"no {n} sweeps within {timeout_s} s: {err.text()}")
 
 
-@pytest.mark.parametrize(("command", "signum"), [("capture", signal.SIGTERM), ("capture", signal.SIGHUP),
-                                                 ("simulate", signal.SIGTERM)])
+@pytest.mark.parametrize(("command", "signum"), [("capture", signal.SIGINT), ("capture", signal.SIGTERM),
+                                                 ("capture", signal.SIGHUP), ("simulate", signal.SIGTERM)])
 def test_a_capture_ended_by_a_signal_releases_the_lens_and_finalises_the_recording(tmp_path, command, signum):
     with served_ld4() as port:
         proc, _out, err = start(command, "--out", str(tmp_path), "--sweeps", "1000", *SMALL_RIG,

@@ -135,10 +135,10 @@ class CaptureStop:
         assert self.signum is not None
         if self.signum == signal.SIGINT and self._presses == 1:
             _say("[yellow]Ctrl-C: stopping at the end of this sweep (Ctrl-C again to stop at once)[/]")
-            engine.request_stop(by="the user (Ctrl-C)")
+            engine.request_stop(by="the user (Ctrl-C, SIGINT)")
         elif self.signum == signal.SIGINT:
             _say("[yellow]Ctrl-C again: stopping now[/]")
-            engine.request_stop(immediate=True, by="the user (Ctrl-C)")
+            engine.request_stop(immediate=True, by="the user (Ctrl-C, SIGINT)")
         else:
             _say(f"[yellow]{signal_name(self.signum)}: stopping now[/]")
             engine.request_stop(immediate=True, by=signal_name(self.signum))
