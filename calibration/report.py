@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from calibration.event_grid import event_maps
 from calibration.model import CalibrationError
 from calibration.pipeline import CalibrationRun
-from calibration.stack import event_maps
 
 PANEL_H = 360
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -10,6 +10,9 @@ Conventions, fixed here so no consumer has to guess:
 - ``events[k, p]`` counts events of polarity ``p`` (0 = OFF/negative, 1 = ON/positive, as in the
   Metavision ``p`` field) that fell into plane k's time window; counts, not a ternary map, so no
   information is lost before the consumer decides how to normalise;
+- ``event_focus_dpt`` / ``event_focus_weight``, when present, are the focal power at which each pixel passed
+  through focus as its events timed it (NaN where they cannot tell) and how much evidence that rests on — depth
+  at a resolution no frame rate gives (``calibration.event_focus``); fusion merges it with its own depth;
 - ground truth, when present (simulated stacks), is named by what it is and never read by fusion.
 """
 
@@ -42,6 +45,8 @@ class FocalStack:
     #: Provenance: recording uid, sweep index, calibration id, time window, source folder ... (JSON-serialisable).
     meta: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    event_focus_dpt: np.ndarray | None = None      # (H, W) float32, NaN where the events cannot tell
+    event_focus_weight: np.ndarray | None = None   # (H, W) float32 ≥ 0, 0 where event_focus_dpt is NaN
 
     def __post_init__(self) -> None:
         frames = np.asarray(self.frames)
@@ -64,6 +69,15 @@ class FocalStack:
             object.__setattr__(self, "events", events)
             if events.shape != (n, 2, *self.shape):
                 raise FocalStackError(f"events must be (N, 2, H, W) = {(n, 2, *self.shape)}, got {events.shape}")
+        if (self.event_focus_dpt is None) != (self.event_focus_weight is None):
+            raise FocalStackError("event_focus_dpt and event_focus_weight come together")
+        for name in ("event_focus_dpt", "event_focus_weight"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, np.float32)
+                object.__setattr__(self, name, value)
+                if value.shape != self.shape:
+                    raise FocalStackError(f"{name} must be (H, W) = {self.shape}, got {value.shape}")
         unknown = set(self.ground_truth) - GROUND_TRUTH_KEYS
         if unknown:
             raise FocalStackError(f"unknown ground-truth keys {sorted(unknown)}; allowed: {sorted(GROUND_TRUTH_KEYS)}")
@@ -88,8 +102,26 @@ class FocalStack:
     def has_events(self) -> bool:
         return self.events is not None
 
+    @property
+    def has_event_focus(self) -> bool:
+        return self.event_focus_dpt is not None
+
+    @property
+    def refocused(self) -> np.ndarray:
+        """(N,) bool: planes synthesized from a frame by its events (``meta["planes"][k]["kind"] == "refocused"``)
+        rather than exposed; their colour is their source frame's, their luma is timed by the events."""
+        planes = self.meta.get("planes")
+        if not planes or len(planes) != self.n_planes:
+            return np.zeros(self.n_planes, bool)
+        return np.array([p.get("kind", "frame") == "refocused" for p in planes])
+
     def without_events(self) -> FocalStack:
-        return replace(self, events=None)
+        """The frames alone: event slices, event-timed focus and event-refocused planes left out."""
+        keep = np.flatnonzero(~self.refocused)
+        planes = self.meta.get("planes")
+        meta = self.meta if len(keep) == self.n_planes else {**self.meta, "planes": [planes[k] for k in keep]}
+        return replace(self, frames=self.frames[keep], focal_powers_dpt=self.focal_powers_dpt[keep], events=None,
+                       event_focus_dpt=None, event_focus_weight=None, meta=meta)
 
     def save_npz(self, path: str | Path) -> Path:
         """Lossless single-file form (counts kept, ground truth and meta included), written atomically."""
@@ -100,6 +132,9 @@ class FocalStack:
         arrays: dict[str, np.ndarray] = {"frames": self.frames, "focal_powers_dpt": self.focal_powers_dpt}
         if self.events is not None:
             arrays["events"] = self.events
+        if self.event_focus_dpt is not None:
+            arrays["event_focus_dpt"] = self.event_focus_dpt
+            arrays["event_focus_weight"] = self.event_focus_weight
         for key, value in self.ground_truth.items():
             arrays[f"gt_{key}"] = np.asarray(value)
         header = {"format": NPZ_FORMAT, "version": NPZ_VERSION, "name": self.name, "meta": self.meta}
@@ -128,8 +163,9 @@ class FocalStack:
                                           f"focalrig reads ({NPZ_VERSION}); upgrade focalrig")
                 ground_truth = {k[3:]: data[k] for k in data.files if k.startswith("gt_")}
                 events = data["events"] if "events" in data.files else None
+                focus = [data[k] if k in data.files else None for k in ("event_focus_dpt", "event_focus_weight")]
                 return cls(data["frames"], data["focal_powers_dpt"], events, ground_truth,
-                           header.get("meta", {}), header.get("name", ""))
+                           header.get("meta", {}), header.get("name", ""), *focus)
         except (KeyError, ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             if isinstance(exc, FocalStackError):
                 raise

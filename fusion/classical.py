@@ -28,9 +28,19 @@ import cv2
 import numpy as np
 
 from capture.focal_stack import FocalStack
-from fusion.blend import BlendSettings, Output, compose, exposure_gains, luma, to_dtype, unit_frames
+from fusion.blend import (
+    BlendSettings,
+    Output,
+    brightness_transfer,
+    compose,
+    exposure_gains,
+    luma,
+    to_dtype,
+    unit_frames,
+)
 from fusion.confidence import peak_confidence
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
+from fusion.event_depth import merge_event_depth
 from fusion.guided import filter_volume
 
 
@@ -220,17 +230,29 @@ def fuse_classical(stack: FocalStack, *, device: str = "auto", **options) -> Fus
     confidence = np.empty((h, w), np.float32)
     rows = rows_per_band(n, h, w, settings)
     bands = _bands(h, rows, settings.halo_px())
+    refocused = stack.refocused
     for r0, r1, c0, c1 in bands:
         f = unit_frames(stack.frames[:, r0:r1], gains)
         y = luma(f)
         cost = _cost_volume(y, None if activity is None else activity[:, r0:r1], c_norm, settings)
         best, idx, conf = _decide(cost, settings.subplane)
         core = slice(c0 - r0, c1 - r0)
-        fused[c0:c1] = compose(f, y, best, blend)[core]
+        image = compose(f, y, best, blend)
+        if refocused.any() and f.ndim == 4:  # colour from the frames alone, luma from every plane (fusion.blend)
+            real = np.flatnonzero(~refocused)
+            frames_cost = _cost_volume(y[real], None, c_norm, settings)
+            colour = compose(f[real], y[real], _argmax(frames_cost)[0].astype(np.intp), blend)
+            image = brightness_transfer(colour, image)
+        fused[c0:c1] = image[core]
         index[c0:c1], confidence[c0:c1] = idx[core], conf[core]
     timings["fusion"] = time.perf_counter() - t0
+    depth = depth_from_index(index, stack.focal_powers_dpt)
+    if stack.has_event_focus:
+        t1 = time.perf_counter()
+        depth, index, confidence = merge_event_depth(stack, depth, luma(fused[None])[0], confidence)
+        timings["event_depth"] = time.perf_counter() - t1
     used = asdict(settings)
     used.update(bands=len(bands), events_used=activity is not None, event_c_norm=c_norm if activity is not None
-                else None, exposure_gains=gains.tolist())
-    return FusionResult(to_dtype(fused, stack.frames.dtype), index, depth_from_index(index, stack.focal_powers_dpt),
-                        confidence, "classical", "cpu", timings, used)
+                else None, exposure_gains=gains.tolist(), event_focus_used=stack.has_event_focus)
+    return FusionResult(to_dtype(fused, stack.frames.dtype), index, depth, confidence, "classical", "cpu", timings,
+                        used)

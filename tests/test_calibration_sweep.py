@@ -216,7 +216,7 @@ def test_every_plane_is_one_real_frame_at_its_own_power(sim, calibrated):
     """The no-blend rule: each plane is bit for bit one frame of the sweep (on the reference grid), at the power
     the lens had at that frame's mid-exposure; both halves interleave; no plane is a mix of two frames."""
     rig, sweep = sim
-    stack = build_focal_stack(sweep, calibrated, n_planes=64)
+    stack = build_focal_stack(sweep, calibrated, n_planes=64, event_planes=False)
     by_index = _reference_grid_frames(sweep, calibrated)
     assert stack.n_planes == len(sweep.frames) == 12  # 120 fps over a 10 Hz period: every frame is a plane
     halves = set()
@@ -237,7 +237,7 @@ def test_every_plane_is_one_real_frame_at_its_own_power(sim, calibrated):
 def test_fewer_planes_pick_the_frames_nearest_equal_spacing(sim, calibrated):
     _rig, sweep = sim
     full = build_focal_stack(sweep, calibrated, n_planes=64, with_events=False)
-    four = build_focal_stack(sweep, calibrated, n_planes=4, with_events=False)
+    four = build_focal_stack(sweep, calibrated, n_planes=4)
     p = full.focal_powers_dpt
     targets = np.linspace(p[0], p[-1], 4)
     expected = [p[np.argmin(np.abs(p - t))] for t in targets]
@@ -247,8 +247,8 @@ def test_fewer_planes_pick_the_frames_nearest_equal_spacing(sim, calibrated):
 
 def test_half_span_takes_the_rising_half_and_its_events(sim, calibrated):
     _rig, sweep = sim
-    half = build_focal_stack(sweep, calibrated, n_planes=64, span="half")
-    full = build_focal_stack(sweep, calibrated, n_planes=64)
+    half = build_focal_stack(sweep, calibrated, n_planes=64, span="half", event_planes=False)
+    full = build_focal_stack(sweep, calibrated, n_planes=64, event_planes=False)
     assert {r["half"] for r in half.meta["planes"]} == {"rising"}
     assert half.n_planes == 6 and half.meta["span"] == "half"
     # Each event fires once, in one half: the rising half's slices hold about half of the period's events.
@@ -263,7 +263,7 @@ def test_half_span_takes_the_rising_half_and_its_events(sim, calibrated):
 def test_event_slices_cover_the_interval_each_frame_stands_for(sim, calibrated):
     """Plane k's events are those fired between the powers halfway to its neighbours (turnaround guards dropped)."""
     _rig, sweep = sim
-    stack = build_focal_stack(sweep, calibrated, n_planes=64)
+    stack = build_focal_stack(sweep, calibrated, n_planes=64, event_planes=False)
     model = FocalModel.from_calibration(sweep.commanded, calibrated.temporal)
     p = stack.focal_powers_dpt
     power = model.power_dpt(sweep.cd["t"])
@@ -341,3 +341,45 @@ def test_cli_calibrates_the_timing_and_exports_stacks(sim, tmp_path):
         assert (tmp_path / fmt / produced).is_file()
     stack = FocalStack.load_npz(tmp_path / "npz" / "sweep00000.npz")
     assert stack.n_planes == 4 and stack.events.shape == (4, 2, 120, 160) and stack.events.sum() > 1000
+
+
+def test_events_time_each_pixels_focus_and_removing_them_gives_the_frames_only_result(sim, calibrated):
+    """The stack carries each pixel's event-timed focus (close to the simulated layer depth where the events are
+    strong); taking the events out of it — slices, focus and any refocused planes — fuses exactly as a stack built
+    from the frames alone."""
+    from fusion.engine import fuse
+
+    rig, sweep = sim
+    stack = build_focal_stack(sweep, calibrated, n_planes=24)
+    assert stack.has_event_focus and stack.event_focus_dpt.shape == stack.shape
+    depth = rig.renderer.scene.depth
+    strong = np.isfinite(stack.event_focus_dpt) & (stack.event_focus_weight >= 2)
+    assert strong.mean() > 0.05
+    assert np.median(np.abs(stack.event_focus_dpt[strong] - depth[strong])) < 0.05
+    frames_only = build_focal_stack(sweep, calibrated, n_planes=24, with_events=False)
+    stripped = stack.without_events()
+    assert np.array_equal(stripped.frames, frames_only.frames)
+    a, b = fuse(stripped), fuse(frames_only)
+    assert np.array_equal(a.all_in_focus, b.all_in_focus) and np.array_equal(a.depth_dpt, b.depth_dpt)
+    with_events = fuse(stack)
+    assert with_events.settings["event_focus_used"] and not a.settings["event_focus_used"]
+    assert not np.array_equal(with_events.depth_dpt, a.depth_dpt)
+
+
+def test_sparse_frames_get_planes_refocused_by_the_events(sim, calibrated):
+    """A sweep with frames far apart (every third frame kept) gets refocused planes in its widest gaps, marked as
+    such and made from the frame next to them; with events off there are none."""
+    from dataclasses import replace
+
+    rig, sweep = sim
+    sparse = replace(sweep, frames=sweep.frames[::3])
+    stack = build_focal_stack(sparse, calibrated, n_planes=12)
+    kinds = [p["kind"] for p in stack.meta["planes"]]
+    assert kinds.count("frame") == 4 and kinds.count("refocused") >= 1
+    assert stack.refocused.sum() == kinds.count("refocused") == stack.meta["refocus"]["planes"]
+    assert 0.03 < stack.meta["refocus"]["threshold"] < 0.2   # the simulator's sensor fires at 0.1
+    for k in np.flatnonzero(stack.refocused):
+        record = stack.meta["planes"][k]
+        assert record["frames"][0] in {f.index for f in sparse.frames}
+        assert abs(record["powers_dpt"][0] - stack.focal_powers_dpt[k]) < 1e-9
+    assert build_focal_stack(sparse, calibrated, n_planes=12, event_planes=False).n_planes == 4

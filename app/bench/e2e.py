@@ -1,13 +1,15 @@
 """``focalrig bench e2e``: the product path (simulate, calibrate, stack, fuse) scored against the simulator's truth.
 
 For every rig regime (the default rig, faster sweeps, low light, weak texture, a moving object, a beam splitter
-that rotates and shifts a larger event sensor) the rig is calibrated once, as a user would: a blinking-target
-recording for the geometry and a static-scene sweep recording for lag and breathing. Then scenes of several seeds
-are recorded, every sweep of every recording is stacked and fused by each method, and the all-in-focus image is
-scored against ``ground_truth/all_in_focus.png`` (PSNR, SSIM) and the depth map against ``depth_dpt.npy`` on
-textured pixels. Two oracles read the same stacks with the truth in hand: the best single-frame copy and the
-near-best average (:mod:`fusion.oracles`) — what the frames allow. With a moving object, every figure is taken
-outside the object's track (the truth is the static scene's).
+that rotates and shifts a larger event sensor, a sensitive event sensor) the rig is calibrated once, as a user
+would: a blinking-target recording for the geometry and a static-scene sweep recording for lag and breathing. Then
+scenes of several seeds are recorded, every sweep of every recording is stacked and fused by each method, and the
+all-in-focus image is scored against ``ground_truth/all_in_focus.png`` (PSNR and SSIM in colour, PSNR of the luma)
+and the depth map against ``depth_dpt.npy`` on textured pixels — each method with its events and, beside it, on
+the same stack with its events taken out ("frames only": no slices, no event-timed focus, no refocused planes). Two
+oracles read the real frames with the truth in hand: the best single-frame copy and the near-best average
+(:mod:`fusion.oracles`) — what the frames allow. With a moving object, every figure is taken outside the object's
+track (the truth is the static scene's).
 
 Figures are printed (and written as JSON), never asserted.
 """
@@ -66,10 +68,16 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
            scene=("sim.moving_object={depth_dpt=2.4}",)),
     Regime("splitter", "event sensor 400x300, rotated 2 deg and shifted (6, -4) px against the RGB view",
            ("sim.event_size=[400,300]", "sim.splitter_angle_deg=2.0", "sim.splitter_shift_px=[6.0,-4.0]")),
+    Regime("sensitive", "a sensitive event sensor: contrast threshold 0.1 (0.22 by default)",
+           ("sim.event_threshold=0.1",)),
+    Regime("10hz-sensitive", "10 Hz sweep at 60 fps with the 0.1 threshold: few frames, many events",
+           ("plan.frequency_hz=10.0", "sim.event_threshold=0.1")),
 )}
 DEFAULT_REGIMES = tuple(REGIMES)
 ORACLE_SINGLE = "oracle: best single frame"
 ORACLE_AVERAGE = "oracle: near-best average"
+#: Suffix of a method's row fused from the same stack with its events taken out (slices, focus, refocused planes).
+FRAMES_ONLY = ", frames only"
 #: Seed of the static scene the rig is calibrated on (never one of the scored scenes).
 CALIBRATION_SEED = 1000
 
@@ -98,6 +106,7 @@ class Row:
     planes: int
     psnr: float
     ssim: float
+    luma_psnr: float
     depth_median_dpt: float = math.nan
     depth_rmse_dpt: float = math.nan
     stack_s: float = math.nan
@@ -164,24 +173,35 @@ def score_sweeps(regime: Regime, recording: Path, calibration, seed: int, method
             stack_s = time.perf_counter() - t
             mask = _outside_object(recording, sim, aif.shape[:2], sweep.t_start_us, sweep.t_end_us)
             depth_mask = mask & oracles.textured(aif)
+            variants = [("", stack)] + ([(FRAMES_ONLY, stack.without_events())] if stack.has_events else [])
             for spec in methods:
-                if spec.label not in warmed:
-                    fuse(stack, method=spec.method, **spec.options)
-                    warmed.add(spec.label)
-                result = fuse(stack, method=spec.method, **spec.options)
-                yield Row(regime.name, seed, sweep.index, spec.label, stack.n_planes,
-                          metrics.psnr(aif, result.all_in_focus, mask=mask),
-                          metrics.ssim(aif, result.all_in_focus, mask=mask),
-                          **_depth(result.depth_dpt, depth, depth_mask), stack_s=stack_s,
-                          fuse_s=result.timings_s["total"])
-            single, best = oracles.single_frame_oracle(stack, aif)
-            powers = stack.focal_powers_dpt[best].astype(np.float32)
-            yield Row(regime.name, seed, sweep.index, ORACLE_SINGLE, stack.n_planes,
-                      metrics.psnr(aif, single, mask=mask), metrics.ssim(aif, single, mask=mask),
-                      **_depth(powers, depth, depth_mask))
-            average = oracles.near_best_oracle(stack, aif)
-            yield Row(regime.name, seed, sweep.index, ORACLE_AVERAGE, stack.n_planes,
-                      metrics.psnr(aif, average, mask=mask), metrics.ssim(aif, average, mask=mask))
+                for suffix, variant in variants:
+                    if spec.label not in warmed:
+                        fuse(variant, method=spec.method, **spec.options)
+                        warmed.add(spec.label)
+                    result = fuse(variant, method=spec.method, **spec.options)
+                    yield Row(regime.name, seed, sweep.index, spec.label + suffix, variant.n_planes,
+                              *_image_scores(aif, result.all_in_focus, mask),
+                              **_depth(result.depth_dpt, depth, depth_mask), stack_s=stack_s,
+                              fuse_s=result.timings_s["total"])
+            frames = variants[-1][1]  # what the frames allow: the oracles read the real frames only
+            single, best = oracles.single_frame_oracle(frames, aif)
+            powers = frames.focal_powers_dpt[best].astype(np.float32)
+            yield Row(regime.name, seed, sweep.index, ORACLE_SINGLE, frames.n_planes,
+                      *_image_scores(aif, single, mask), **_depth(powers, depth, depth_mask))
+            average = oracles.near_best_oracle(frames, aif)
+            yield Row(regime.name, seed, sweep.index, ORACLE_AVERAGE, frames.n_planes,
+                      *_image_scores(aif, average, mask))
+
+
+def _image_scores(truth: np.ndarray, image: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
+    """PSNR and SSIM in colour, and PSNR of the BT.601 luma (what events can restore; colour they cannot)."""
+    peak = metrics.data_range(truth)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    y_truth = truth.astype(np.float32) @ luma if truth.ndim == 3 else truth.astype(np.float32)
+    y_image = image.astype(np.float32) @ luma if image.ndim == 3 else image.astype(np.float32)
+    return (metrics.psnr(truth, image, mask=mask), metrics.ssim(truth, image, mask=mask),
+            metrics.psnr(y_truth, y_image, peak, mask=mask))
 
 
 def _depth(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -197,7 +217,7 @@ def summarise(rows: list[Row]) -> list[dict]:
     out = []
     for (regime, method), rs in groups.items():
         row = {"regime": regime, "method": method, "stacks": len(rs), "planes": float(np.mean([r.planes for r in rs]))}
-        for key in ("psnr", "ssim", "depth_median_dpt", "depth_rmse_dpt", "stack_s", "fuse_s"):
+        for key in ("psnr", "ssim", "luma_psnr", "depth_median_dpt", "depth_rmse_dpt", "stack_s", "fuse_s"):
             values = np.array([getattr(r, key) for r in rs], np.float64)
             row[key] = float(np.mean(values)) if np.isfinite(values).any() else math.nan
         out.append(row)
@@ -212,7 +232,7 @@ def print_table(console: Console, summary: list[dict]) -> None:
     table = Table(title="product path: recording → calibration → stack → fusion, against the simulator's truth "
                         "(means over scenes and sweeps)", title_justify="left")
     for col, justify in (("regime", "left"), ("method", "left"), ("stacks", "right"), ("planes", "right"),
-                         ("AIF PSNR dB", "right"), ("SSIM", "right"), ("depth med dpt", "right"),
+                         ("AIF PSNR dB", "right"), ("luma dB", "right"), ("SSIM", "right"), ("depth med dpt", "right"),
                          ("depth RMSE dpt", "right"), ("stack ms", "right"), ("fuse ms", "right")):
         table.add_column(col, justify=justify)
     last = None
@@ -221,7 +241,7 @@ def print_table(console: Console, summary: list[dict]) -> None:
             table.add_section()
         last = s["regime"]
         table.add_row(s["regime"], s["method"], str(s["stacks"]), f"{s['planes']:.1f}", _fmt(s["psnr"], "{:.2f}"),
-                      _fmt(s["ssim"], "{:.4f}"), _fmt(s["depth_median_dpt"], "{:.3f}"),
+                      _fmt(s["luma_psnr"], "{:.2f}"), _fmt(s["ssim"], "{:.4f}"), _fmt(s["depth_median_dpt"], "{:.3f}"),
                       _fmt(s["depth_rmse_dpt"], "{:.3f}"), _fmt(s["stack_s"] * 1e3, "{:.0f}"),
                       _fmt(s["fuse_s"] * 1e3, "{:.0f}"))
     console.print(table)

@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from capture.focal_stack import FocalStack
-from fusion.blend import BlendSettings, Output, compose, exposure_gains, to_dtype, unit_frames
+from fusion.blend import BlendSettings, Output, compose, exposure_gains, luma, to_dtype, unit_frames
 from fusion.confidence import peak_confidence
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
+from fusion.event_depth import merge_event_depth
 from fusion.guided import filter_volume
 from fusion.net.data import stack_tensors
 from fusion.net.model import MAX_PLANES, FocalIndexNet, NetConfig, peak_index
@@ -147,7 +148,7 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     t1 = time.perf_counter()
     h, w = stack.shape
     n = stack.n_planes
-    luma = torch.from_numpy(data.luma)[None]
+    luma_t = torch.from_numpy(data.luma)[None]
     ev = torch.from_numpy(events)[None] if events is not None else None
     logits = torch.empty((1, n, h, w), dtype=torch.float32, device=dev)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -155,11 +156,11 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         for r0, r1, k0, k1 in ys:
             for c0, c1, j0, j1 in xs:
-                lt = luma[..., r0:r1, c0:c1].to(dev, non_blocking=True)
+                lt = luma_t[..., r0:r1, c0:c1].to(dev, non_blocking=True)
                 et = ev[..., r0:r1, c0:c1].to(dev, non_blocking=True) if ev is not None else None
                 part = plane_logits(lt, et).float()
                 logits[..., k0:k1, j0:j1] = part[..., k0 - r0:k1 - r0, j0 - c0:j1 - c0]
-        out = model.decode(logits, luma.to(dev), refine=refine)
+        out = model.decode(logits, luma_t.to(dev), refine=refine)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     timings["network"] = time.perf_counter() - t1
@@ -183,6 +184,11 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
                 "smooth_radius": 0 if refine else smooth_radius, "smooth_eps": smooth_eps, "output": output,
                 "exposure": exposure, "exposure_gains": gains.tolist(), "blend_window": blend_window,
                 "blend_tau": blend_tau}
-    return FusionResult(fused, index.astype(np.float32), depth_from_index(index, stack.focal_powers_dpt),
-                        confidence.astype(np.float32), "net", dev.type, timings, settings)
+    index = index.astype(np.float32)
+    depth = depth_from_index(index, stack.focal_powers_dpt)
+    if stack.has_event_focus:
+        depth, index, confidence = merge_event_depth(stack, depth, luma(unit_frames(fused[None], None))[0],
+                                                     confidence)
+    settings["event_focus_used"] = stack.has_event_focus
+    return FusionResult(fused, index, depth, confidence.astype(np.float32), "net", dev.type, timings, settings)
 
