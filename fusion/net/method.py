@@ -32,7 +32,16 @@ import numpy as np
 import torch
 
 from capture.focal_stack import FocalStack
-from fusion.blend import BlendSettings, Output, compose, exposure_gains, luma, to_dtype, unit_frames
+from fusion.blend import (
+    BlendSettings,
+    Output,
+    brightness_transfer,
+    compose,
+    exposure_gains,
+    luma,
+    to_dtype,
+    unit_frames,
+)
 from fusion.confidence import peak_confidence
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
 from fusion.event_depth import merge_event_depth
@@ -177,7 +186,13 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     index = index_t.clamp(0, n - 1).float().cpu().numpy()
     pick = np.rint(index).astype(np.intp)
     confidence = peak_confidence(volume, pick)
-    fused = to_dtype(compose(frames01, data.luma, pick, blend), stack.frames.dtype)
+    image = compose(frames01, data.luma, pick, blend)
+    refocused = stack.refocused
+    if refocused.any() and frames01.ndim == 4:  # colour from the frames alone, brightness from every plane
+        real = np.flatnonzero(~refocused)
+        colour = compose(frames01[real], data.luma[real], volume[real].argmax(axis=0), blend)
+        image = brightness_transfer(colour, image)
+    fused = to_dtype(image, stack.frames.dtype)
     timings["compose"] = time.perf_counter() - t2
     settings = {"weights": Path(path).name, "weights_step": recipe.get("step"), "events": events is not None,
                 "precision": precision, "tiles": len(ys) * len(xs), "compile": compile, "refine": refine,
