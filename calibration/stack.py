@@ -113,8 +113,8 @@ def plane_groups(powers: np.ndarray, n_planes: int) -> list[np.ndarray]:
 
 
 def build_focal_stack(sweep: SweepData, calibration: Calibration, n_planes: int = 16, *, span: StackSpan = "period",
-                      guard_fraction: float = 0.05, with_events: bool = True,
-                      event_planes: bool = True) -> FocalStack:
+                      guard_fraction: float = 0.05, with_events: bool = True, event_planes: bool = True,
+                      single_frame: bool = False) -> FocalStack:
     """Aligned, frame-true RGB + event focal stack of one sweep (see the module docstring); ascending power.
 
     ``n_planes`` is the most planes the stack takes; a sweep with fewer usable frames gives fewer planes
@@ -122,6 +122,10 @@ def build_focal_stack(sweep: SweepData, calibration: Calibration, n_planes: int 
     with events, the stack carries each pixel's event-timed focus (:mod:`calibration.event_focus`) and, with
     ``event_planes`` on a sine or triangle sweep, planes refocused from frames by the events fill the widest gaps
     up to ``n_planes`` (:mod:`calibration.refocus`; marked ``kind: refocused`` in ``meta["planes"]``).
+
+    ``single_frame`` is the single-exposure mode (the EFS setting, for scenes that move): one frame — the one
+    exposed nearest the middle of the swept range — and ``n_planes − 1`` planes refocused from it by the sweep's
+    events, evenly over the range; the contrast threshold is still read from the sweep's frames.
     """
     if span not in STACK_SPANS:
         raise CalibrationError(f"stack span must be one of {', '.join(STACK_SPANS)}, got {span!r}")
@@ -146,10 +150,16 @@ def build_focal_stack(sweep: SweepData, calibration: Calibration, n_planes: int 
         raise CalibrationError(f"sweep {sweep.index}: {usable.size} usable frame(s) in its {span}; a focal stack "
                                "needs at least 2 (record at a higher frame rate or sweep more slowly)")
     powers = frame_powers([sweep.frames[i] for i in usable], model)
+    if single_frame:
+        if not with_events:
+            raise CalibrationError("the single-exposure mode builds its planes from the events: it needs them")
+        middle = 0.5 * (model.low_dpt + model.high_dpt)
+        chosen = int(np.argmin(np.abs(powers - middle)))
+        usable, powers = usable[chosen:chosen + 1], powers[chosen:chosen + 1]
     groups = [usable[g] for g in plane_groups(powers, n_planes)]
     power_of = dict(zip(usable.tolist(), powers.tolist(), strict=True))
     plane_powers = np.array([np.mean([power_of[i] for i in g]) for g in groups])
-    if len(groups) < 2:
+    if len(groups) < 2 and not single_frame:
         raise CalibrationError(f"sweep {sweep.index}: its frames cover a single focal power; a focal stack needs "
                                "frames at two or more")
     breathing = calibration.breathing
@@ -157,16 +167,25 @@ def build_focal_stack(sweep: SweepData, calibration: Calibration, n_planes: int 
     records = [_plane_record(sweep, g, power_of, model) for g in groups]
     meta = {**sweep.meta, "sweep_index": sweep.index, "calibration_id": calibration.id,
             "t_start_us": sweep.t_start_us, "t_end_us": sweep.t_end_us, "span": span, "planes_asked": n_planes,
-            "frames_usable": int(usable.size), "guard_fraction": guard_fraction, "lag_us": model.lag_us}
+            "frames_usable": int(usable.size), "guard_fraction": guard_fraction, "lag_us": model.lag_us,
+            "single_frame": single_frame}
     focus = None
     if with_events:
         _check_event_coordinates(sweep, spatial)
         reference = event_maps(spatial, None, 0.0)[:2]
         timed = event_focus(sweep, model)
         focus = focus_in_rgb(timed, reference)
-        if event_planes and len(groups) < n_planes and model.commanded.waveform != "stepped":
+        if model.commanded.waveform == "stepped":
+            if single_frame:
+                raise CalibrationError("the single-exposure mode needs a sine or triangle sweep (its events between "
+                                       "set points are the lens settling, not a sweep)")
+        elif single_frame or (event_planes and len(groups) < n_planes):
+            targets = None
+            if single_frame:
+                grid = np.linspace(model.low_dpt, model.high_dpt, n_planes)
+                targets = np.delete(grid, int(np.argmin(np.abs(grid - plane_powers[0])))).tolist()
             added, note = _refocused_planes(sweep, model, spatial, breathing, plane_powers, planes, records, n_planes,
-                                            reference, timed.silence_dpt)
+                                            reference, timed.silence_dpt, targets)
             meta["refocus"] = note
             if added:
                 plane_powers = np.concatenate([plane_powers, [p for p, _, _ in added]])
@@ -190,21 +209,21 @@ def build_focal_stack(sweep: SweepData, calibration: Calibration, n_planes: int 
 
 def _refocused_planes(sweep: SweepData, model: FocalModel, spatial: SpatialCalibration, breathing: Breathing | None,
                       powers: np.ndarray, images: list[np.ndarray], records: list[dict], n_planes: int,
-                      reference: tuple[np.ndarray, np.ndarray],
-                      silence_dpt: float) -> tuple[list[tuple[float, np.ndarray, dict]], dict]:
-    """Planes refocused by the events into the gaps between frames wider than the events' depth of field (power,
-    image, record), and what was done (for meta). A refocused pixel's luma is right only to half a contrast
-    threshold (~±5 % at 0.1); inside a gap narrower than the range over which brightness changes by less than a
-    threshold, the frames on either side are sharper than that (at 8 Hz, filling every gap cost 0.2 dB of colour
-    for its 0.7 dB of luma)."""
-    if not np.isfinite(silence_dpt):
+                      reference: tuple[np.ndarray, np.ndarray], silence_dpt: float,
+                      targets: list[float] | None = None) -> tuple[list[tuple[float, np.ndarray, dict]], dict]:
+    """Planes refocused by the events (power, image, record), and what was done (for meta): at ``targets`` if
+    given, else into the gaps between frames wider than the events' depth of field. A refocused pixel's luma is right
+    only to half a contrast threshold (~±5 % at 0.1); inside a gap narrower than the range over which brightness
+    changes by less than a threshold, the frames on either side are sharper than that (at 8 Hz, filling every gap
+    cost 0.2 dB of colour for its 0.7 dB of luma)."""
+    if targets is None and not np.isfinite(silence_dpt):
         return [], {"planes": 0, "reason": "no pixel's events timed its focus"}
     threshold = estimate_threshold(sweep, reference)
     if threshold is None:
         return [], {"planes": 0, "reason": "too few pixels changed between frames to read the contrast threshold"}
     we, he = sweep.event_geometry
     added = []
-    for target in gap_fill(powers, n_planes, MIN_GAP_FACTOR * silence_dpt):
+    for target in targets if targets is not None else gap_fill(powers, n_planes, MIN_GAP_FACTOR * silence_dpt):
         src = int(np.argmin(np.abs(powers - target)))  # the bracketing frame nearer in power
         frame_index = records[src]["frames"][0]
         t_from = records[src]["t_mid_us"][0]

@@ -383,3 +383,22 @@ def test_sparse_frames_get_planes_refocused_by_the_events(sim, calibrated):
         assert record["frames"][0] in {f.index for f in sparse.frames}
         assert abs(record["powers_dpt"][0] - stack.focal_powers_dpt[k]) < 1e-9
     assert build_focal_stack(sparse, calibrated, n_planes=12, event_planes=False).n_planes == 4
+
+
+def test_single_exposure_mode_refocuses_one_frame_over_the_range(sim, calibrated):
+    """One frame (exposed nearest the middle of the range) and planes refocused from it by the events, evenly over
+    the swept range: what the GUI's "single exposure" option and bench e2e's single-frame rows fuse."""
+    from app.gui.fusion_job import FusionRequest, run_fusion
+
+    rig, sweep = sim
+    stack = build_focal_stack(sweep, calibrated, n_planes=9, single_frame=True)
+    kinds = [p["kind"] for p in stack.meta["planes"]]
+    assert kinds.count("frame") == 1 and kinds.count("refocused") == 8 and stack.meta["single_frame"]
+    (frame,) = [p for p in stack.meta["planes"] if p["kind"] == "frame"]
+    assert all(p["frames"] == frame["frames"] for p in stack.meta["planes"])
+    assert abs(frame["powers_dpt"][0] - 2.0) < 0.6  # the middle of the 0..4 dpt sweep
+    fused = run_fusion(FusionRequest("test", 0, "classical", "cpu", 9, "period", True, sweep=sweep,
+                                     calibration=calibrated))
+    assert fused.stack.meta["single_frame"] and fused.stack.n_planes == 9
+    with pytest.raises(CalibrationError, match="needs them"):
+        build_focal_stack(sweep, calibrated, n_planes=9, single_frame=True, with_events=False)

@@ -92,3 +92,27 @@ def test_config_rejects_an_object_behind_the_scene(tmp_path):
         load_config(cfg)
     cfg.write_text("[sim]\ndepths_dpt = [0.5, 1.5]\n[sim.moving_object]\ndepth_dpt = 2.0\n")
     assert load_config(cfg).sim.moving_object.depth_dpt == 2.0
+
+
+def test_the_all_in_focus_image_of_a_moment_shows_the_object_where_it_was(tmp_path):
+    """``all_in_focus_at`` composites the object, in focus, at its position at that moment over the static truth;
+    everywhere else the static image stands code for code."""
+    import cv2
+
+    from capture.recording.ground_truth import all_in_focus_at, write_ground_truth
+    from drivers.config import MovingObjectConfig, SimConfig
+
+    cfg = SimConfig(rgb_size=(96, 72), event_size=(96, 72), depths_dpt=(0.5, 1.0),
+                    moving_object=MovingObjectConfig(depth_dpt=2.0, radius_px=8.0, start_xy=(20.0, 30.0),
+                                                     velocity_px_s=(400.0, 0.0)))
+    sim = SimRig.from_config(cfg)
+    folder = write_ground_truth(tmp_path, sim, 0.0, 100_000.0)
+    static = cv2.imread(str(folder / "all_in_focus.png"))[..., ::-1]
+    early, late = all_in_focus_at(folder, 0.0), all_in_focus_at(folder, 50_000.0)
+    changed_early = np.any(early != static, axis=-1)
+    changed_late = np.any(late != static, axis=-1)
+    ys, xs = np.nonzero(changed_early)
+    assert abs(xs.mean() - 20.0) < 1.5 and abs(ys.mean() - 30.0) < 1.5        # the disc at the start ...
+    ys, xs = np.nonzero(changed_late)
+    assert abs(xs.mean() - 40.0) < 1.5                                         # ... and 20 px on after 50 ms
+    assert changed_early.sum() < np.pi * 9.5 ** 2 and not np.any(changed_early & changed_late)

@@ -36,6 +36,7 @@ from calibration.pipeline import calibrate_recording
 from calibration.stack import build_focal_stack
 from capture.plan import SweepPlan
 from capture.recording import Recording
+from capture.recording.ground_truth import all_in_focus_at
 from capture.recording.simulated import record_simulation
 from capture.recording.simulated_target import record_blinking_target
 from fusion import metrics, oracles
@@ -78,6 +79,8 @@ ORACLE_SINGLE = "oracle: best single frame"
 ORACLE_AVERAGE = "oracle: near-best average"
 #: Suffix of a method's row fused from the same stack with its events taken out (slices, focus, refocused planes).
 FRAMES_ONLY = ", frames only"
+#: Suffix of the single-exposure mode's row: one frame and planes refocused from it by the sweep's events.
+SINGLE_FRAME = ", single frame"
 #: Seed of the static scene the rig is calibrated on (never one of the scored scenes).
 CALIBRATION_SEED = 1000
 
@@ -111,6 +114,7 @@ class Row:
     depth_rmse_dpt: float = math.nan
     stack_s: float = math.nan
     fuse_s: float = math.nan
+    track_psnr: float = math.nan
 
 
 def _split_sets(sets: tuple[str, ...]) -> tuple[list[str], list[tuple[str, object]]]:
@@ -161,9 +165,11 @@ def _outside_object(recording: Path, sim: dict, shape: tuple[int, int], t0: floa
 
 
 def score_sweeps(regime: Regime, recording: Path, calibration, seed: int, methods: list[MethodSpec],
-                 n_planes: int, warmed: set[str]) -> Iterator[Row]:
-    """Rows for every sweep of ``recording``: each method, then the two oracles on the same stack. A method's
-    first call (weights loading, kernel compilation) runs once untimed; ``warmed`` remembers which ran."""
+                 n_planes: int, warmed: set[str], single_frame: bool = True) -> Iterator[Row]:
+    """Rows for every sweep of ``recording``: each method with events, frames only, and (the first method) in the
+    single-exposure mode; then the two oracles on the real frames. A method's first call (weights loading, kernel
+    compilation) runs once untimed; ``warmed`` remembers which ran. With a moving object, ``track_psnr`` scores
+    the object's track against the scene at the single frame's moment."""
     aif, depth, sim = _truth(recording)
     with Recording.open(recording) as rec:
         for sweep in rec.sweeps():
@@ -174,17 +180,30 @@ def score_sweeps(regime: Regime, recording: Path, calibration, seed: int, method
             mask = _outside_object(recording, sim, aif.shape[:2], sweep.t_start_us, sweep.t_end_us)
             depth_mask = mask & oracles.textured(aif)
             variants = [("", stack)] + ([(FRAMES_ONLY, stack.without_events())] if stack.has_events else [])
+            single = None
+            if stack.has_events and single_frame:
+                single = build_focal_stack(sweep, calibration, n_planes=n_planes, single_frame=True)
+                variants.append((SINGLE_FRAME, single))
+            # With a moving object, the track is judged against the scene as it was when the single frame was taken.
+            moment = None
+            if sim.get("moving_object") and single is not None:
+                frame_time = next(p["t_mid_us"][0] for p in single.meta["planes"] if p["kind"] == "frame")
+                moment = (all_in_focus_at(recording / "ground_truth", frame_time), ~mask)
             for spec in methods:
                 for suffix, variant in variants:
+                    if suffix == SINGLE_FRAME and spec is not methods[0]:
+                        continue  # the single-exposure mode is reported for the first method
                     if spec.label not in warmed:
                         fuse(variant, method=spec.method, **spec.options)
                         warmed.add(spec.label)
                     result = fuse(variant, method=spec.method, **spec.options)
+                    track = (metrics.psnr(moment[0], result.all_in_focus, mask=moment[1]) if moment is not None
+                             and suffix != FRAMES_ONLY else math.nan)
                     yield Row(regime.name, seed, sweep.index, spec.label + suffix, variant.n_planes,
                               *_image_scores(aif, result.all_in_focus, mask),
                               **_depth(result.depth_dpt, depth, depth_mask), stack_s=stack_s,
-                              fuse_s=result.timings_s["total"])
-            frames = variants[-1][1]  # what the frames allow: the oracles read the real frames only
+                              fuse_s=result.timings_s["total"], track_psnr=track)
+            frames = stack.without_events() if stack.has_events else stack  # the oracles read the real frames
             single, best = oracles.single_frame_oracle(frames, aif)
             powers = frames.focal_powers_dpt[best].astype(np.float32)
             yield Row(regime.name, seed, sweep.index, ORACLE_SINGLE, frames.n_planes,
@@ -217,7 +236,8 @@ def summarise(rows: list[Row]) -> list[dict]:
     out = []
     for (regime, method), rs in groups.items():
         row = {"regime": regime, "method": method, "stacks": len(rs), "planes": float(np.mean([r.planes for r in rs]))}
-        for key in ("psnr", "ssim", "luma_psnr", "depth_median_dpt", "depth_rmse_dpt", "stack_s", "fuse_s"):
+        for key in ("psnr", "ssim", "luma_psnr", "depth_median_dpt", "depth_rmse_dpt", "stack_s", "fuse_s",
+                    "track_psnr"):
             values = np.array([getattr(r, key) for r in rs], np.float64)
             row[key] = float(np.mean(values)) if np.isfinite(values).any() else math.nan
         out.append(row)
@@ -233,7 +253,8 @@ def print_table(console: Console, summary: list[dict]) -> None:
                         "(means over scenes and sweeps)", title_justify="left")
     for col, justify in (("regime", "left"), ("method", "left"), ("stacks", "right"), ("planes", "right"),
                          ("AIF PSNR dB", "right"), ("luma dB", "right"), ("SSIM", "right"), ("depth med dpt", "right"),
-                         ("depth RMSE dpt", "right"), ("stack ms", "right"), ("fuse ms", "right")):
+                         ("depth RMSE dpt", "right"), ("stack ms", "right"), ("fuse ms", "right"),
+                         ("track dB", "right")):
         table.add_column(col, justify=justify)
     last = None
     for s in summary:
@@ -243,7 +264,7 @@ def print_table(console: Console, summary: list[dict]) -> None:
         table.add_row(s["regime"], s["method"], str(s["stacks"]), f"{s['planes']:.1f}", _fmt(s["psnr"], "{:.2f}"),
                       _fmt(s["luma_psnr"], "{:.2f}"), _fmt(s["ssim"], "{:.4f}"), _fmt(s["depth_median_dpt"], "{:.3f}"),
                       _fmt(s["depth_rmse_dpt"], "{:.3f}"), _fmt(s["stack_s"] * 1e3, "{:.0f}"),
-                      _fmt(s["fuse_s"] * 1e3, "{:.0f}"))
+                      _fmt(s["fuse_s"] * 1e3, "{:.0f}"), _fmt(s["track_psnr"], "{:.2f}"))
     console.print(table)
 
 

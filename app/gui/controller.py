@@ -95,6 +95,7 @@ class RigController(QObject):
         self.state = "disconnected"
         self._shut = False                        # shutdown() ran: late results are dropped
         self.fusion_method = "auto"
+        self.single_frame = False                 # fuse one frame refocused by the events (scenes that move)
         self.fusion_device = "auto"
         self.n_planes: int | None = None          # None: the plan's n_planes
         self.continuous = False
@@ -424,7 +425,7 @@ class RigController(QObject):
         calibration has a spatial part.
         """
         request = FusionRequest(source, index, self.fusion_method, self.fusion_device,
-                                self.n_planes or self.plan.n_planes, self.plan.stack_span,
+                                self.n_planes or self.plan.n_planes, self.plan.stack_span, self.single_frame,
                                 calibration=self.calibration, auto=self._auto, sim_spatial=sim_spatial)
         request = replace(request, recording=sweep) if isinstance(sweep, str) else replace(request, sweep=sweep)
         process = self._fusion_process

@@ -41,6 +41,7 @@ class FusionRequest:
     device: str = "auto"
     n_planes: int = 15
     span: str = "period"                 # frames a stack takes from its sweep (plan.stack_span)
+    single_frame: bool = False           # the single-exposure mode: one frame refocused by the sweep's events
     sweep: SweepData | None = None
     stack: FocalStack | None = None
     recording: str | None = None
@@ -108,7 +109,8 @@ def run_fusion(request: FusionRequest) -> FusedSweep:
             if cal is None:
                 cal = auto_calibration(sweep, request.sim_spatial)
                 made = (key, cal)
-        stack = build_focal_stack(sweep, cal, request.n_planes, span=request.span, with_events=cal.spatial is not None)
+        stack = build_focal_stack(sweep, cal, request.n_planes, span=request.span, with_events=cal.spatial is not None,
+                                  single_frame=request.single_frame and cal.spatial is not None)
         index = sweep.index
     else:
         index = request.index

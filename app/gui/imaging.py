@@ -64,6 +64,8 @@ class ResultPictures:
     plane_levels: Levels
     focal_powers_dpt: np.ndarray
     event_slices: np.ndarray | None  # (N, H, W, 3) uint8 ON/OFF images, None without events
+    #: The events' own depth (float32 (H, W) dpt, NaN where they cannot tell: drawn transparent), None without.
+    event_depth_dpt: np.ndarray | None = None
 
 
 def result_pictures(stack: FocalStack, result) -> ResultPictures:
@@ -75,9 +77,10 @@ def result_pictures(stack: FocalStack, result) -> ResultPictures:
     events = None
     if stack.events is not None:
         events = np.stack([event_counts_rgb(stack.events[k]) for k in range(stack.n_planes)])
+    event_depth = None if stack.event_focus_dpt is None else np.ascontiguousarray(stack.event_focus_dpt, np.float32)
     return ResultPictures(aif, aif_levels, np.ascontiguousarray(result.depth_dpt, np.float32), depth_levels,
                           np.ascontiguousarray(np.clip(result.confidence, 0, 1), np.float32), planes, plane_levels,
-                          powers, events)
+                          powers, events, event_depth)
 
 
 def event_overlay(frame: np.ndarray, cd: np.ndarray, event_to_rgb, palette=PALETTE_DARK) -> np.ndarray:

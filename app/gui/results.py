@@ -9,7 +9,7 @@ planes of a frame-true stack are unevenly spaced.
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from app.gui.fusion_job import FusedSweep
 from app.gui.views import ImageView, readout_label
@@ -29,6 +29,14 @@ class FusionResultView(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
         self.slider.valueChanged.connect(self.show_plane)
+        self.depth_source = QComboBox()
+        self.depth_source.addItem("Depth: fused", "fused")
+        self.depth_source.addItem("Depth: events only", "events")
+        self.depth_source.setToolTip("fused: the method's depth refined by the events' timing (what result files "
+                                     "hold); events only: each pixel's event-timed focus, blank where its events "
+                                     "cannot tell")
+        self.depth_source.setEnabled(False)
+        self.depth_source.currentIndexChanged.connect(lambda _i: self._show_depth())
         self.plane_label = readout_label("plane —", min_chars=26)
         self.summary = readout_label("No result yet: press Capture & fuse (F5).")
         self.summary.setWordWrap(True)
@@ -46,6 +54,7 @@ class FusionResultView(QWidget):
             grid.setColumnStretch(column, 1)
         browse = QHBoxLayout()
         browse.addWidget(self.summary, 3)
+        browse.addWidget(self.depth_source)
         browse.addWidget(QLabel("Stack:"))
         browse.addWidget(self.slider, 2)
         browse.addWidget(self.plane_label)
@@ -64,7 +73,10 @@ class FusionResultView(QWidget):
         self.fused = fused
         pics = fused.pictures
         self.aif.set_image(pics.all_in_focus, pics.aif_levels)
-        self.depth.set_image(pics.depth_dpt, pics.depth_levels)
+        self.depth_source.setEnabled(pics.event_depth_dpt is not None)
+        if pics.event_depth_dpt is None:
+            self.depth_source.setCurrentIndex(0)
+        self._show_depth()
         self.confidence.set_image(pics.confidence, (0.0, 1.0))
         n = pics.planes.shape[0]
         self.slider.blockSignals(True)
@@ -81,6 +93,13 @@ class FusionResultView(QWidget):
             f"{pics.focal_powers_dpt[0]:.2f}–{pics.focal_powers_dpt[-1]:.2f} dpt, "
             f"{fused.stack.shape[1]}×{fused.stack.shape[0]} · fused by <b>{r.method}</b> on {r.device} · "
             f"stack {fused.stack_s * 1e3:.0f} ms + fuse {fused.fuse_s * 1e3:.0f} ms = {total * 1e3:.0f} ms")
+
+    def _show_depth(self) -> None:
+        if self.fused is None:
+            return
+        pics = self.fused.pictures
+        events = self.depth_source.currentData() == "events" and pics.event_depth_dpt is not None
+        self.depth.set_image(pics.event_depth_dpt if events else pics.depth_dpt, pics.depth_levels)
 
     def show_plane(self, k: int) -> None:
         if self.fused is None:

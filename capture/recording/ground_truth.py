@@ -57,3 +57,31 @@ def write_homography(out: Path, geometry: EventGeometry | None) -> Path:
     write_json_atomic(path, {"format": "focalrig.homography", "version": 1, "maps": "event px -> rgb px",
                              "matrix": (h / h[2, 2]).tolist()})
     return path
+
+
+def all_in_focus_at(gt_folder: Path, t_us: float) -> np.ndarray:
+    """The all-in-focus image at event-clock time ``t_us``, encoded like ``all_in_focus.png``: the static scene's,
+    with the moving object (if the rig had one) composited over it in focus where it was at that moment. The
+    static ``all_in_focus.png`` cannot judge a picture of a moving scene; this can."""
+    gt_folder = Path(gt_folder)
+    encoded = cv2.imread(str(gt_folder / "all_in_focus.png"), cv2.IMREAD_UNCHANGED)
+    encoded = encoded[..., ::-1].copy() if encoded.ndim == 3 else encoded
+    sim = json.loads((gt_folder / "sim.json").read_text(encoding="utf-8"))
+    obj = sim.get("moving_object")
+    if not obj:
+        return encoded
+    from drivers.sim.moving import MovingObject
+    from drivers.sim.optics import SweepOptics
+
+    radiance = np.load(gt_folder / "all_in_focus.npy").astype(np.float32)
+    bright = radiance > 0.05
+    scale = float(np.median(encoded[bright].astype(np.float64) / radiance[bright]))  # code values per unit radiance
+    mover = MovingObject(float(obj["depth_dpt"]), float(obj["radius_px"]), tuple(obj["start_xy"]),
+                         tuple(obj["velocity_px_s"]), tuple(obj["bounces_inside"]), seed=int(sim.get("seed", 0)))
+    colour, alpha = mover.layers(t_us, float(obj["depth_dpt"]), SweepOptics())
+    composed = colour + (1.0 - alpha[..., None]) * radiance
+    top = np.iinfo(encoded.dtype).max
+    inside = alpha > 0  # elsewhere the static image stands, code for code
+    out = encoded.copy()
+    out[inside] = np.clip(np.rint(composed[inside] * scale), 0, top).astype(encoded.dtype)
+    return out

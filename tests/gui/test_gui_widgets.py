@@ -148,6 +148,16 @@ def test_result_view_shows_depth_in_absolute_dioptres_and_browses_the_stack(qtbo
     assert view.plane_label.text().endswith("frame 43 ↑")
     view.slider.setValue(2)
     assert view.plane_label.text().endswith("frame 42 ↓")
+    # Without event-timed focus the depth view shows the fused depth only; with it, the events' own depth on demand.
+    assert not view.depth_source.isEnabled()
+    timed = np.full(stack.shape, np.nan, np.float32)
+    timed[:, :10] = 1.7
+    with_focus = replace(stack, event_focus_dpt=timed, event_focus_weight=np.where(np.isfinite(timed), 2.0, 0.0))
+    view.show_result(FusedSweep(7, "test", with_focus, result, 0.01, 0.02, result_pictures(with_focus, result)))
+    assert view.depth_source.isEnabled() and np.array_equal(view.depth.item.image, result.depth_dpt)
+    view.depth_source.setCurrentIndex(view.depth_source.findData("events"))
+    shown = view.depth.item.image
+    assert np.all(shown[:, :10] == 1.7) and np.isnan(shown[:, 10:]).all()
 
 
 def test_event_counts_colour_by_majority_polarity():

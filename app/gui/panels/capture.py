@@ -60,11 +60,17 @@ class CapturePanel(QWidget):
         self.planes.setRange(0, 256)
         self.planes.setSpecialValueText("from plan")
         self.planes.valueChanged.connect(lambda v: setattr(controller, "n_planes", v or None))
+        self.single_frame = QCheckBox("Single exposure (one frame + events)")
+        self.single_frame.setToolTip("Fuse one frame refocused to every plane by the sweep's events instead of the "
+                                     "sweep's frames: for scenes that move during a sweep. Colour stays as sharp as "
+                                     "that one frame; needs a calibration with the event geometry.")
+        self.single_frame.toggled.connect(lambda on: setattr(controller, "single_frame", bool(on)))
         self.fusion_state = readout_label("idle", min_chars=16)
         fuse_form = QFormLayout()
         fuse_form.addRow("Method", self.method)
         fuse_form.addRow("Device", self.device)
         fuse_form.addRow("Planes", self.planes)
+        fuse_form.addRow("", self.single_frame)
         fuse_form.addRow("Fusion", self.fusion_state)
         fuse_box = QGroupBox("Capture && fuse")
         fuse_layout = QVBoxLayout(fuse_box)
