@@ -371,7 +371,7 @@ def test_sparse_frames_get_planes_refocused_by_the_events(sim, calibrated):
     such and made from the frame next to them; with events off there are none."""
     from dataclasses import replace
 
-    rig, sweep = sim
+    _rig, sweep = sim
     sparse = replace(sweep, frames=sweep.frames[::3])
     stack = build_focal_stack(sparse, calibrated, n_planes=12)
     kinds = [p["kind"] for p in stack.meta["planes"]]
@@ -390,7 +390,7 @@ def test_single_exposure_mode_refocuses_one_frame_over_the_range(sim, calibrated
     the swept range: what the GUI's "single exposure" option and bench e2e's single-frame rows fuse."""
     from app.gui.fusion_job import FusionRequest, run_fusion
 
-    rig, sweep = sim
+    _rig, sweep = sim
     stack = build_focal_stack(sweep, calibrated, n_planes=9, single_frame=True)
     kinds = [p["kind"] for p in stack.meta["planes"]]
     assert kinds.count("frame") == 1 and kinds.count("refocused") == 8 and stack.meta["single_frame"]
