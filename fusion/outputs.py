@@ -1,4 +1,5 @@
-"""Write a :class:`FusionResult` to disk: fused image, index/depth maps (16-bit + colour-mapped), confidence, JSON.
+"""Write a :class:`FusionResult` to disk: fused image, index/depth maps (16-bit + colour-mapped), confidence, JSON,
+and the events' own depth (``depth_events.npy``) when the stack carries event-timed focus.
 
 Two namings of the same files: ``stem=None`` puts one stack's outputs in one folder (``fused.png``,
 ``focal_index.png`` …, for ``focalrig predict``); ``stem="scene"`` follows the seed projects' dataset layout
@@ -34,6 +35,7 @@ _NAMES = {
     "depth": ("depth.png", "depth_maps"),
     "depth_color": ("depth_color.png", "depth_colormaps"),
     "confidence": ("confidence.png", "confidence"),
+    "depth_events_npy": ("depth_events.npy", "depth_events"),
     "json": ("result.json", "results"),
 }
 
@@ -87,7 +89,8 @@ def write_outputs(result: FusionResult, stack: FocalStack, out_dir: str | Path, 
     out_dir = Path(out_dir)
     n = stack.n_planes
     p0, p1 = float(stack.focal_powers_dpt[0]), float(stack.focal_powers_dpt[-1])
-    paths = {kind: _path(out_dir, kind, stem) for kind in _NAMES}
+    paths = {kind: _path(out_dir, kind, stem) for kind in _NAMES if kind != "depth_events_npy" or
+             stack.has_event_focus}
     write_image(paths["fused"], result.all_in_focus)
     write_image(paths["fused_gray"], _gray(result.all_in_focus))
     write_image(paths["focal_index"], _to_u16(result.focal_index, 0.0, n - 1.0))
@@ -98,6 +101,9 @@ def write_outputs(result: FusionResult, stack: FocalStack, out_dir: str | Path, 
     unit = "index" if stack.meta.get("focal_powers") == "indices" else "dpt"
     write_image(paths["depth_color"], colorize(result.depth_dpt, p0, p1, unit))
     write_image(paths["confidence"], (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
+    if stack.has_event_focus:  # the events' own depth, NaN where they cannot tell (depth.png merges it)
+        paths["depth_events_npy"].parent.mkdir(parents=True, exist_ok=True)
+        np.save(paths["depth_events_npy"], stack.event_focus_dpt.astype(np.float32))
     info = {
         "method": result.method, "device": result.device, "timings_s": result.timings_s,
         "settings": result.settings,
@@ -106,7 +112,13 @@ def write_outputs(result: FusionResult, stack: FocalStack, out_dir: str | Path, 
                   "focal_powers_dpt": stack.focal_powers_dpt.tolist(), "meta": stack.meta},
         "encoding": {"focal_index_png": f"round(index * 65535 / {n - 1})",
                      "depth_png": f"round((depth - {p0}) / ({p1} - {p0}) * 65535)",
-                     "depth_unit": unit, "confidence_png": "round(confidence * 255)"},
+                     "depth_unit": unit, "confidence_png": "round(confidence * 255)",
+                     **({"depth_events_npy": "event-timed focus power (dpt) per pixel, NaN where the events "
+                                             "cannot tell"} if stack.has_event_focus else {})},
+        "events": {"event_focus_coverage": float(np.mean(np.isfinite(stack.event_focus_dpt)))
+                   if stack.has_event_focus else None,
+                   "refocused_planes": int(stack.refocused.sum()), "refocus": stack.meta.get("refocus")}
+        if stack.has_events else None,
         "host": {"python": platform.python_version(), "machine": platform.machine()},
         **(extra or {}),
     }

@@ -108,3 +108,28 @@ def test_planes_default_to_every_frame_and_a_shortfall_is_said_once(recorded, tm
     assert half.exit_code == 0, half.output
     info = json.loads((tmp_path / "half" / "sweep00000" / "result.json").read_text())
     assert info["input"]["planes"] == 4 and {p["half"] for p in info["input"]["meta"]["planes"]} == {"rising"}
+
+
+def test_with_the_event_geometry_the_events_own_depth_is_written(recorded, tmp_path):
+    """A calibration with the event→RGB geometry slices events into the stack: the result folder then holds the
+    events' own depth (NaN where they cannot tell) beside the fused depth, and result.json says how much they
+    covered."""
+    from calibration.model import SpatialCalibration
+    from tests.capture_rigs import sim_rig
+
+    rec, calib = recorded
+    rig, _ = sim_rig()
+    geometry = rig.sim.renderer.geometry
+    with Recording.open(rec) as recording:
+        rgb, ev = recording.frame_geometry, recording.event_geometry
+    rig.close()
+    full = Calibration(SpatialCalibration(tuple(rgb), tuple(ev), np.linalg.inv(geometry.homography)),
+                       Calibration.load(calib).temporal).save(tmp_path / "full.json")
+    result = invoke("fuse", rec, "--calib", full, "--out", tmp_path / "out", "--method", "classical")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "out" / "sweep00000"
+    depth_events = np.load(folder / "depth_events.npy")
+    info = json.loads((folder / "result.json").read_text())
+    assert depth_events.shape == (rgb[1], rgb[0]) and np.isfinite(depth_events).any() and np.isnan(depth_events).any()
+    assert info["events"]["event_focus_coverage"] == pytest.approx(np.isfinite(depth_events).mean())
+    assert info["settings"]["event_focus_used"] is True
