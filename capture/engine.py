@@ -155,9 +155,12 @@ class CaptureEngine:
         streams = [name for name, cam in (("events", rig.event_camera), ("frames", rig.frame_camera))
                    if cam is not None]
         self._lockstep = Lockstep(streams) if self.deterministic else None
-        #: Sources that can wait reach the pipeline in time order, not in the order their threads ran
-        #: (capture.merge); "control" carries the sweep starts a lockstep stepped sweep sets.
-        self._merge = TimeMerge(["control", *streams]) if lossless else None
+        #: Sources that wait for the engine — a simulation or a replay not paced by the wall clock — reach the
+        #: pipeline in time order, not in the order their threads ran (capture.merge); "control" carries the
+        #: sweep starts a lockstep stepped sweep sets. (A lossless event camera beside a live frame camera is not
+        #: merged: the merge would hold the events for frames that need not come.)
+        replay_fast = isinstance(rig, ReplayRig) and rig.config.get("realtime") is False
+        self._merge = TimeMerge(["control", *streams]) if lossless and (self.deterministic or replay_fast) else None
         self._merge_lock = threading.Lock()
         if self._merge is not None and not (self.deterministic and plan.waveform == "stepped"):
             self._merge.finish("control")

@@ -90,6 +90,7 @@ def test_a_run_without_losses_stays_a_plain_success(tmp_path):
     rig, port = realtime_rig()
     with rig:
         status = CaptureEngine(rig, plan(sweeps=2), tmp_path, keep_sweeps=False).run()
+        assert lens_is_safe(port)
     assert status.exit_status == "success" and status.losses["frames_missing"] == 0
     assert status.losses["events_dropped"] == 0 and status.lens_safe
 
