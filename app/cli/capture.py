@@ -267,6 +267,9 @@ def capture_cmd(
                       f"{frame_size[0]}x{frame_size[1]}x{frame_size[2]} = {_mib(volume['frames_bytes'])}, events at "
                       f"{sweep_plan.expected_event_rate_mev_s:g} Mev/s ≈ {_mib(volume['events_bytes'])}; total ≈ "
                       f"{_mib(volume['total_bytes'])} into {out_dir}", highlight=False, markup=False)
+        shortfall = sweep_plan.plane_shortfall()
+        if shortfall:
+            console.print(f"# note: {shortfall}", highlight=False, markup=False)
         return
     preflight(out_dir, volume["total_bytes"], sweep_plan.min_free_mib)  # before any device is touched
     stop = CaptureStop()
