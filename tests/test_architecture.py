@@ -2,9 +2,10 @@
 
 Packages: drivers <- capture <- (calibration, fusion) <- app; calibration and fusion do not import each other;
 only app imports Qt. Rooms of app: cli (the commands), bench (the benchmarks), gui (the window, the only room
-that imports Qt); the window never imports a command or a benchmark, the benchmarks never a command or the
-window, and the command line loads the window only when ``focalrig gui`` runs. Inside every package the module
-import graph is acyclic.
+that imports Qt), jobs (the per-recording work the commands and ``focalrig batch`` share, and the Dask runner);
+the window never imports a command or a benchmark, the benchmarks never a command or the window, the jobs
+none of the other rooms, and the command line loads the window only when ``focalrig gui`` runs. Inside every
+package the module import graph is acyclic.
 """
 
 import ast
@@ -24,12 +25,13 @@ ALLOWED = {
 QT_MODULES = {"PyQt6", "PyQt5", "PySide6", "PySide2", "pyqtgraph", "pytestqt"}
 
 #: app's rooms, and its hall: the modules directly in app/ (the version, configuration loading) that all rooms use.
-ROOMS = ("app.cli", "app.bench", "app.gui")
+ROOMS = ("app.cli", "app.bench", "app.gui", "app.jobs")
 HALL = "app"
 ROOM_FORBIDDEN = {
     "app.gui": {"app.cli", "app.bench"},
     "app.bench": {"app.cli", "app.gui"},
     "app.cli": set(),
+    "app.jobs": {"app.cli", "app.bench", "app.gui"},
     HALL: set(ROOMS),
 }
 

@@ -1,4 +1,5 @@
-"""``focalrig calibrate`` and ``focalrig stack``: thin wrappers over calibration/."""
+"""``focalrig calibrate`` and ``focalrig stack``: options parsed here, the work done by :mod:`app.jobs.calibrate`
+and :mod:`app.jobs.stack` (which ``focalrig batch`` runs too)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import console, err_console, friendly_errors, parse_board, progress
+from app.cli.common import BarListener, console, friendly_errors, parse_board, progress
 
 
 def calibrate(
@@ -24,28 +25,16 @@ def calibrate(
     report: Annotated[Path | None, typer.Option(help="PNG report (default: OUT with .png).")] = None,
 ) -> None:
     """Calibrate a rig: event→RGB homography (+ intrinsics), lens lag, focus breathing; writes JSON + PNG report."""
-    from calibration.pipeline import calibrate_recording
-    from calibration.report import write_report
-    from calibration.spatial import Board
+    from app.jobs.calibrate import CalibrateSettings, calibrate_to, describe
 
-    run = calibrate_recording(rec, target=target, board=Board(parse_board(board)), n_sweeps=sweeps,
-                              min_views_intrinsics=min_views, breathing=breathing)
-    cal = run.calibration
-    cal.save(out)
-    png = write_report(run, report or out.with_suffix(".png"))
-    if cal.spatial is not None:
-        e = cal.spatial.error_px
-        console.print(f"geometry: {cal.spatial.n_views} views, mirrored {cal.spatial.mirrored}, corner error "
-                      f"{e['mean']:.3f} px mean / {e['max']:.3f} px max", highlight=False)
-    if cal.temporal is not None:
-        console.print(f"lens lag: {cal.temporal.lag_us / 1000:.3f} ms (rms over {cal.temporal.n_patches} patches "
-                      f"{cal.temporal.residual_us:.0f} µs)", highlight=False)
-    if cal.breathing is not None:
-        console.print(f"breathing: {cal.breathing.coeffs[0] * 100:+.3f} %/dpt about {cal.breathing.ref_dpt:.2f} dpt",
-                      highlight=False)
+    settings = CalibrateSettings(target=target, board=parse_board(board), sweeps=sweeps, min_views=min_views,
+                                 breathing=breathing)
+    run, png = calibrate_to(rec, out, settings, report)
+    for line in describe(run):
+        console.print(line, highlight=False)
     for note in run.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"wrote {out} (id {cal.id}) and {png}", highlight=False)
+    console.print(f"wrote {out} (id {run.calibration.id}) and {png}", highlight=False)
 
 
 def stack(
@@ -65,41 +54,15 @@ def stack(
     guard: Annotated[float, typer.Option(help="Fraction of the range dropped at each turnaround.")] = 0.05,
 ) -> None:
     """Aligned RGB + event focal stacks of a recording's sweeps, one stack per sweep."""
-    from app.cli.stacking import ShortfallNote, stack_choice
-    from calibration.model import Calibration, CalibrationError
-    from calibration.stack import build_focal_stack
-    from capture.recording import Recording
-    from capture.stack_folders import write_eventstackmff
+    from app.jobs.stack import StackSettings, stack_recording
 
-    if fmt not in ("eventstackmff", "npz"):
-        raise CalibrationError(f"--format must be eventstackmff or npz, got {fmt!r}")
-    cal = Calibration.load(calib)
-    out.mkdir(parents=True, exist_ok=True)
-    n, counts = 0, set()
-    with Recording.open(rec) as recording:
-        n_planes, span = stack_choice(recording.plan, planes, span)
-        note = ShortfallNote(recording.plan, n_planes, span, lambda text: err_console.print(
-            f"note: {text}", highlight=False, markup=False))
-        total = len(recording) if not sweep else len(set(sweep))
-        with progress() as bar:
-            task = bar.add_task("stacking", total=total, detail="")
-            for data in recording.sweeps():
-                if sweep and data.index not in sweep:
-                    continue
-                bar.update(task, detail=f"sweep {data.index}")
-                st = build_focal_stack(data, cal, n_planes=n_planes, span=span, guard_fraction=guard)
-                note.check(st.n_planes, data.index)
-                if fmt == "npz":
-                    st.save_npz(out / f"{st.name}.npz")
-                else:
-                    write_eventstackmff(st, out, scene=st.name)
-                n += 1
-                counts.add(st.n_planes)
-                bar.advance(task)
-    if n == 0:
-        raise CalibrationError(f"{rec}: no sweeps to export" + (f" (asked for {sweep})" if sweep else ""))
-    planes_text = "/".join(str(c) for c in sorted(counts))
-    console.print(f"wrote {n} focal stack(s) of {planes_text} planes ({span}) to {out} ({fmt})", highlight=False)
+    settings = StackSettings(calib=calib, fmt=fmt, planes=planes, span=span, sweeps=tuple(sweep) if sweep else None,
+                             guard=guard)
+    with progress() as bar:
+        done = stack_recording(rec, out, settings, BarListener(bar, bar.add_task("stacking", total=None, detail="")))
+    planes_text = "/".join(str(c) for c in done["planes"])
+    console.print(f"wrote {done['stacks']} focal stack(s) of {planes_text} planes ({done['span']}) to {out} ({fmt})",
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:

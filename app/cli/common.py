@@ -19,9 +19,11 @@ import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
+from app.jobs.listener import Listener
+
 if TYPE_CHECKING:
     from rich.live import Live
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from app.config import FocalrigConfig
 
@@ -152,6 +154,29 @@ def progress() -> Progress:
 
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=err_console, transient=True)
+
+
+class BarListener(Listener):
+    """A job's progress shown by a command: its bar (total, detail, units done), a printed line per unit it made,
+    its notes on stderr."""
+
+    def __init__(self, bar: Progress, task: TaskID) -> None:
+        self.bar = bar
+        self.task = task
+
+    def started(self, total: float) -> None:
+        self.bar.update(self.task, total=total)
+
+    def working(self, detail: str, completed: float | None = None) -> None:
+        self.bar.update(self.task, detail=detail, **({} if completed is None else {"completed": completed}))
+
+    def done(self, line: str = "") -> None:
+        if line:
+            console.print(line, highlight=False)
+        self.bar.advance(self.task)
+
+    def note(self, text: str) -> None:
+        err_console.print(f"note: {text}", highlight=False, markup=False)
 
 
 def parse_board(text: str) -> tuple[int, int]:

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli.common import console, err_console, friendly_errors, state
+from app.cli.common import BarListener, console, err_console, friendly_errors, state
 
 events_app = typer.Typer(help="Inspect, convert and render event files (.raw EVT2/2.1/3, .hdf5, .npz, .csv).",
                          no_args_is_help=True)
@@ -36,6 +36,19 @@ def _open(path: Path, width: int | None, height: int | None, time_shift: bool | 
     shift = cfg.io.time_shift if time_shift is None else time_shift
     return open_events(path, time_shift=shift, width=width, height=height,
                        block_bytes=int(cfg.io.read_block_mib * (1 << 20)))
+
+
+def convert_settings(evt: int | None, width: int | None, height: int | None, time_shift: bool | None,
+                     suffix: str = ".hdf5"):
+    """The conversion options with the configuration's ``io`` defaults filled in (``events convert``, ``batch
+    convert``)."""
+    from app.jobs.convert import ConvertSettings
+
+    io = state.config().io
+    return ConvertSettings(evt=evt or io.default_evt, width=width, height=height,
+                           time_shift=io.time_shift if time_shift is None else time_shift,
+                           block_bytes=int(io.read_block_mib * (1 << 20)), hdf5_generation=io.hdf5_generation,
+                           suffix=suffix)
 
 
 def _fmt_t(t: int | None) -> str:
@@ -104,22 +117,16 @@ def events_convert(
 
     CSV follows metavision_file_to_csv: lines x,y,p,t, triggers in <name>_triggers.csv as p,id,t.
     """
-    from capture.formats.convert import convert_events
+    from app.jobs.convert import convert_file
 
     if dst.exists() and not force:
         raise ValueError(f"{dst} exists; pass --force to overwrite it")
     if dst.resolve() == src.resolve():
         raise ValueError("input and output are the same file")
-    cfg = state.config()
-    with _open(src, width, height, time_shift) as reader:
-        meta = dict(reader.info.metadata)
-        if dst.suffix.lower() in (".hdf5", ".h5"):
-            meta.setdefault("generation", cfg.io.hdf5_generation)
-        with _progress() as bar:
-            task = bar.add_task(f"{src.name} → {dst.name}", total=1.0, detail="")
-            n_cd, n_trig = convert_events(
-                reader, dst, evt=evt or cfg.io.default_evt, metadata=meta,
-                on_chunk=lambda n, _: bar.update(task, completed=reader.progress() or 0.0, detail=f"{n:,} events"))
+    with _progress() as bar:
+        task = bar.add_task(f"{src.name} → {dst.name}", total=1.0, detail="")
+        n_cd, n_trig = convert_file(src, dst, convert_settings(evt, width, height, time_shift),
+                                    BarListener(bar, task))
     console.print(f"wrote {n_cd:,} CD events and {n_trig:,} trigger events to {dst}")
 
 

@@ -16,7 +16,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from app.cli.common import console, err_console, friendly_errors, parse_size, progress
+from app.cli.common import BarListener, console, err_console, friendly_errors, parse_size, progress
+from app.jobs.fuse import method_options as _method_options
 
 MethodOpt = Annotated[str, typer.Option("--method", help="Fusion method: classical (CPU) or net (learned).")]
 AutoMethodOpt = Annotated[str, typer.Option("--method", help="Fusion method: auto (the default, as in the GUI: net "
@@ -43,10 +44,6 @@ def _datasets(ctx: typer.Context, given: list[str] | None) -> list[str]:
     if not names:
         raise ValueError("name at least one dataset with --test_datasets")
     return names
-
-
-def _method_options(method: str, event_weight: float) -> dict:
-    return {"event_weight": event_weight} if method == "classical" and event_weight > 0 else {}
 
 
 def _load_input(input_dir: Path, event_dir: Path | None):
@@ -269,20 +266,6 @@ def _print_summary(summary: list[dict]) -> None:
     console.print(table)
 
 
-def _recording_calibration(recording, calib: Path | None):
-    """The calibration to slice ``recording`` with: ``--calib``, else the file the recording was captured with."""
-    from calibration.model import Calibration, CalibrationError
-
-    if calib is not None:
-        return Calibration.load(calib)
-    named = recording.metadata.get("calibration_file")
-    if named and Path(named).is_file():
-        return Calibration.load(named)
-    where = f" (it names {named}, which is not there)" if named else ""
-    raise CalibrationError(f"{recording.path}: no calibration to slice it with{where}; pass --calib calib.json "
-                           "(make one with `focalrig calibrate`)")
-
-
 def fuse_recording(
     rec: Annotated[Path, typer.Argument(help="Recording folder (focalrig capture / simulate).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: one sub-folder per sweep.")],
@@ -304,44 +287,15 @@ def fuse_recording(
     event_weight: EventWeightOpt = 0.0,
 ) -> None:
     """Fuse sweeps of a recording: calibration → aligned focal stack → all-in-focus image and depth map."""
-    from dataclasses import replace
-
-    from app.cli.stacking import ShortfallNote, stack_choice
-    from calibration.stack import build_focal_stack
-    from capture.recording import Recording, RecordingError
-    from fusion.engine import fuse, resolve_method
-    from fusion.outputs import write_outputs
+    from app.jobs.fuse import FuseSettings
+    from app.jobs.fuse import fuse_recording as fuse_sweeps
 
     if all_sweeps and sweep:
         raise ValueError("give --sweep K or --all, not both")
-    method = resolve_method(method, device)
-    with Recording.open(rec) as recording:
-        no_sweeps = recording.no_sweeps_reason()
-        if no_sweeps is not None:  # --all over zero sweeps would otherwise end silently, writing nothing
-            raise RecordingError(f"{no_sweeps}; there is no sweep to fuse")
-        cal = _recording_calibration(recording, calib)
-        n_planes, span = stack_choice(recording.plan, planes, span)
-        note = ShortfallNote(recording.plan, n_planes, span, lambda text: err_console.print(
-            f"note: {text}", highlight=False, markup=False))
-        wanted = range(len(recording)) if all_sweeps else (sweep or [0])
-        for k in wanted:
-            if not 0 <= k < len(recording):
-                raise ValueError(f"{rec}: no sweep {k}; the recording has {len(recording)} sweep(s) (0–"
-                                 f"{len(recording) - 1})")
-        with progress() as bar:
-            task = bar.add_task("fusing", total=len(wanted), detail="")
-            for k in wanted:
-                bar.update(task, detail=f"sweep {k}")
-                stack = build_focal_stack(recording.sweep(k), cal, n_planes=n_planes, span=span, with_events=events)
-                note.check(stack.n_planes, k)
-                stack = replace(stack, meta={**stack.meta, "recording": str(recording.path),
-                                             "recording_uid": recording.uid})
-                result = fuse(stack, method=method, device=device, **_method_options(method, event_weight))
-                write_outputs(result, stack, out / stack.name)
-                console.print(f"sweep {k}: {stack.n_planes} planes {stack.shape[1]}x{stack.shape[0]} → "
-                              f"{out / stack.name} ({result.method} on {result.device}, "
-                              f"{result.timings_s['total']:.3f} s)", highlight=False)
-                bar.advance(task)
+    settings = FuseSettings(calib=calib, sweeps=None if all_sweeps else tuple(sweep or [0]), planes=planes, span=span,
+                            method=method, device=device, events=events, event_weight=event_weight)
+    with progress() as bar:
+        fuse_sweeps(rec, out, settings, BarListener(bar, bar.add_task("fusing", total=None, detail="")))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""How the commands that stack a recording's sweeps (``fuse``, ``stack``) settle planes and span, and say once when
+"""How the jobs that stack a recording's sweeps (``fuse``, ``stack``) settle planes and span, and say once when
 the sweep cannot give the planes asked for."""
 
 from __future__ import annotations
