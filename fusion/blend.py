@@ -38,6 +38,13 @@ LUMA_601 = np.array([0.299, 0.587, 0.114], np.float32)
 #: Gains closer to 1 than this are left alone: the estimate's own spread (≤ 0.1 % on stacks without drift) and
 #: below what an 8-bit code can show; so a stack without drift passes through bit for bit.
 GAIN_TOLERANCE = 2.5e-3
+#: Exposure gains are only estimated from three planes or more (two have no majority to say which one drifted), only
+#: trusted up to ±MAX_GAIN (flicker and auto-exposure drift are a few %), and only when the plane's block ratios agree
+#: (interquartile spread ≤ MAX_SPREAD): planes that differ by content — a hand-held pair out of register, a changed
+#: view — are left alone (real pairs showed spurious ±15 % "gains").
+MIN_PLANES_FOR_GAINS = 3
+MAX_GAIN = 0.10
+MAX_SPREAD = 0.06
 Output = Literal["soft", "gather"]
 OUTPUTS: tuple[str, ...] = ("soft", "gather")
 
@@ -87,6 +94,8 @@ def exposure_gains(frames: np.ndarray, *, block: int | None = None, margin: floa
     gain, and the median over blocks keeps a moving object or a saturated patch from pulling it.
     """
     n, h, w = frames.shape[:3]
+    if n < MIN_PLANES_FOR_GAINS:
+        return np.ones(n)
     if block is None:
         block = int(np.clip(math.sqrt(h * w / 48.0), 2, 16))
     mh, mw = int(h * margin), int(w * margin)
@@ -100,9 +109,12 @@ def exposure_gains(frames: np.ndarray, *, block: int | None = None, margin: floa
     usable = ref > max(float(np.percentile(ref, 5)), 1e-6)
     if np.count_nonzero(usable) < 4:
         return np.ones(n)
-    ratios = np.median(small[:, usable] / ref[usable], axis=1).astype(np.float64)
+    q = small[:, usable] / ref[usable]
+    ratios = np.median(q, axis=1).astype(np.float64)
     gains = ratios / np.median(ratios)
-    return np.where(np.abs(gains - 1.0) < GAIN_TOLERANCE, 1.0, gains)
+    spread = np.subtract(*np.percentile(q, [75, 25], axis=1))  # a gain moves every block alike
+    trusted = (np.abs(gains - 1.0) >= GAIN_TOLERANCE) & (np.abs(gains - 1.0) <= MAX_GAIN) & (spread <= MAX_SPREAD)
+    return np.where(trusted, gains, 1.0)
 
 
 def unit_frames(frames: np.ndarray, gains: np.ndarray | None) -> np.ndarray:

@@ -105,3 +105,20 @@ def test_blend_settings_are_checked():
         fuse(stack, output="mean")
     with pytest.raises(FusionError, match="odd number"):
         fuse(stack, blend_window=4)
+
+
+def test_planes_that_differ_by_content_are_not_taken_for_exposure_drift():
+    """Two planes cannot say which one drifted; a plane whose content changed (here half of it brighter, half
+    darker, as a shadow or a changed view would) differs block by block, not by one gain: neither is normalised
+    (real hand-held pairs showed spurious ±15 % "gains" before)."""
+    stack, _, _ = region_stack([1, 4, 6, 2], 8, dtype=np.float32, size=(96, 128))
+    pair = stack.frames[:2] * np.array([1.0, 1.05], np.float32)[:, None, None, None]
+    assert np.all(blend.exposure_gains(pair) == 1.0)
+    changed = stack.frames.copy()
+    changed[3, :, :64] *= 1.3
+    changed[3, :, 64:] *= 0.85
+    gains = blend.exposure_gains(changed)
+    assert gains[3] == 1.0
+    drifted = stack.frames.copy()
+    drifted[3] *= 1.04  # the same plane with a true gain is normalised
+    assert blend.exposure_gains(drifted)[3] == pytest.approx(1.04, rel=4e-3)
