@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -68,6 +68,9 @@ class SweepPlan(StrictModel):
     expected_event_rate_mev_s: float = Field(2.0, ge=0, description="event rate assumed by --dry-run and the "
                                              "free-disk check")
     min_free_mib: float = Field(200.0, ge=0, description="free disk space kept on top of the expected volume")
+    auto_range: dict[str, Any] | None = Field(None, description="how an automatic range chose low_dpt, high_dpt and "
+                                              "n_planes (filled by capture --auto-range and the GUI's Auto range, "
+                                              "recorded with the plan; not a setting)")
 
     @field_validator("strobe_channel", "sync_channel", "sweeps", "duration_s", mode="before")
     @classmethod
