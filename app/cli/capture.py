@@ -226,18 +226,27 @@ def capture_cmd(
     calibration: Annotated[Path | None, typer.Option(help="Calibration file to note in the recording's "
                                                      "provenance.", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved plan and the expected data "
-                                          "volume; touch no device.")] = False,
+                                          "volume; touch no device (with --auto-range: the pre-sweep only).")
+                       ] = False,
     replay: Annotated[Path | None, typer.Option("--replay", help="Replay this recording (or bare .raw/.hdf5 event "
                                                 "file) through the engine instead of a live rig, with its own plan "
                                                 "unless --plan is given; writes a new recording.",
                                                 show_default=False)] = None,
     realtime: Annotated[bool, typer.Option("--realtime/--fast", help="--replay: at recorded pace, or as fast as "
                                            "it decodes (default).")] = False,
+    auto_range: Annotated[bool, typer.Option("--auto-range", help="Before recording, sweep the lens's whole range "
+                                             "once and set the plan's low_dpt/high_dpt to where the events show the "
+                                             "scene in focus (plus margins) and n_planes to at most the frames a "
+                                             "sweep has; prints the range and records how it was chosen (the "
+                                             "plan's auto_range). With --dry-run: only the pre-sweep, then the "
+                                             "plan it gives is printed. --calibration's lens timing is used.")
+                          ] = False,
 ) -> None:
     """Record synchronised events, frames and lens trajectory into a new recording folder (no GUI).
 
     With --replay REC the recording plays through the same device interfaces as a live rig, so sweeps are cut,
     frames placed and files written exactly as live (e.g. to re-cut a bare event file from other software).
+    With --auto-range a pre-sweep of the lens's whole range (about one sweep) chooses the plan's range first.
     """
     from capture.engine import CaptureEngine
     from capture.recording import preflight
@@ -245,6 +254,8 @@ def capture_cmd(
     from drivers.registry import open_rig
 
     if replay is not None:
+        if auto_range:
+            raise ValueError("--auto-range sweeps a live lens to choose the range; a replay keeps the recording's own")
         from capture.replay import ReplayRig
 
         stop = CaptureStop()
@@ -260,6 +271,10 @@ def capture_cmd(
     frame_size = _frame_size(cfg)
     volume = sweep_plan.expected_volume(frame_size)
     if dry_run:
+        if auto_range:  # the dry run's one device step: the pre-sweep, to print the plan it gives
+            from app.cli.auto_range import dry_run_auto_range
+
+            sweep_plan = dry_run_auto_range(cfg, sweep_plan, calibration, CaptureStop())
         console.print(sweep_plan.to_toml(), highlight=False, markup=False)
         n = sweep_plan.sweeps_total
         console.print(f"# {'unbounded (estimate for 60 s)' if n is None else f'{n} sweeps'}: "
@@ -275,8 +290,13 @@ def capture_cmd(
     stop = CaptureStop()
     with handling(stop), open_rig(cfg) as rig:  # a signal ends it through the engine; the rig closes last
         sweep_plan.check_lens(connected_limits(cfg.lens, rig.lens.capabilities))  # the range the lens reports
-        engine = CaptureEngine(rig, sweep_plan, out_dir, calibration_path=calibration, keep_sweeps=False)
-        st = stop.run(engine)
+        if auto_range:  # a pre-sweep chooses the range; simulated cameras are opened afresh after it
+            from app.cli.auto_range import run_auto_range
+
+            sweep_plan, rig = run_auto_range(rig, cfg, sweep_plan, calibration, stop)
+        with rig:  # the rig the capture runs on (closing one twice is harmless)
+            engine = CaptureEngine(rig, sweep_plan, out_dir, calibration_path=calibration, keep_sweeps=False)
+            st = stop.run(engine)
     _report(st, stop)
 
 
