@@ -65,6 +65,8 @@ class RigController(QObject):
     lens_polled = pyqtSignal(object)          # dict: temperature_c, focal_power_dpt, mode
     replay_changed = pyqtSignal(object)       # the open ReplaySession, or None (back to live)
     overlay_ready = pyqtSignal(object)        # RGB uint8 image: events drawn through the calibration
+    auto_range_done = pyqtSignal(object)      # app.auto_range.AutoRange: the plan a pre-sweep gives (not applied)
+    auto_range_failed = pyqtSignal(str)       # why no range was chosen
 
     # Engine → GUI bridge (emitted from engine threads, queued to this object's thread).
     _from_engine_sweep = pyqtSignal(object, object)
@@ -94,6 +96,9 @@ class RigController(QObject):
         self._after_reopen: Callable[[], None] | None = None
         self.state = "disconnected"
         self._shut = False                        # shutdown() ran: late results are dropped
+        self._auto_ranging = False                # a pre-sweep owns the rig: engines wait for it (_after_auto)
+        self._after_auto: Callable[[], None] | None = None
+        self._presweep: Any = None                # the pre-sweep's engine while it runs (shutdown stops it)
         self.fusion_method = "auto"
         self.single_frame = False                 # fuse one frame refocused by the events (scenes that move)
         self.fusion_device = "auto"
@@ -219,11 +224,18 @@ class RigController(QObject):
                 self._set_state("disconnected")
         elif tag == "poll":
             self.lens_polled.emit(result)
+        elif tag == "auto-range":
+            self._auto_range_over()
+            self.auto_range_done.emit(result)
 
     def _device_job_failed(self, tag: str, message: str) -> None:
         if self._shut:
             return
-        if tag == "poll":
+        if tag == "auto-range":  # the pre-sweep's engine left the lens safe; the rig is still usable
+            log.warning("auto range: %s", message)
+            self._auto_range_over()
+            self.auto_range_failed.emit(message)
+        elif tag == "poll":
             log.warning("lens poll failed: %s", message)
             self._fail("Lens not answering", message)
         elif tag in ("connect", "reopen"):
@@ -315,6 +327,9 @@ class RigController(QObject):
     def _start_engine(self, plan: SweepPlan, out_dir: Path | None) -> None:
         from capture.engine import CaptureEngine
 
+        if self._auto_ranging:  # the pre-sweep has the lens and the cameras: start once it is done
+            self._after_auto = lambda: self._start_engine(plan, out_dir)
+            return
         if self._reopening:
             self._after_reopen = lambda: self._start_engine(plan, out_dir)
             return
@@ -344,6 +359,50 @@ class RigController(QObject):
         if self.replay is None:
             self.feed.set_source(engine, geometry)
         self.engine_running.emit(True)
+
+    # -- auto range -----------------------------------------------------------------------------------
+    def run_auto_range(self) -> None:
+        """Sweep the lens's whole range once on the connected rig (the live view pauses for it) and find where the
+        scene is in focus, on the device thread; ``auto_range_done`` then carries the plan it gives, for the Sweep
+        panel to show (Apply uses it), or ``auto_range_failed`` the reason. The lens is left safe either way."""
+        if self.state != "connected" or self.replay is not None:
+            self.auto_range_failed.emit("Connect the rig first (Devices ▸ Connect)." if self.replay is None
+                                        else "Close the replay first: the auto range sweeps the live lens.")
+            return
+        if self._recording:
+            self.auto_range_failed.emit("Stop recording first: the pre-sweep needs the lens and the cameras.")
+            return
+        self._restart(self._start_auto_range, immediate=True)
+
+    def _start_auto_range(self) -> None:
+        if self._reopening:
+            self._after_reopen = self._start_auto_range
+            return
+        rig, plan, cfg = self.rig, self.plan, self.cfg
+        if rig is None or self.state != "connected":
+            self.auto_range_failed.emit("The rig was disconnected.")
+            return
+        if self._rig_spent:
+            self._reopen_rig(self._start_auto_range)
+            return
+        temporal = getattr(self.calibration, "temporal", None)
+        self._auto_ranging = True
+        self._rig_spent = rig.sim is not None  # the pre-sweep runs an engine: simulated cameras are then spent
+
+        def job():
+            from app.auto_range import auto_range
+            from drivers.focus_limits import connected_limits
+
+            return auto_range(rig, plan, connected_limits(cfg.lens, rig.lens.capabilities), temporal=temporal,
+                              on_engine=lambda engine: setattr(self, "_presweep", engine))
+
+        self.devices.submit("auto-range", job)
+
+    def _auto_range_over(self) -> None:
+        """The pre-sweep ended: start what waited for it, else the live view again."""
+        self._auto_ranging, self._presweep = False, None
+        then, self._after_auto = self._after_auto, None
+        (then or self._start_live)()
 
     def _on_engine_sweep(self, engine: Any, sweep: SweepData) -> None:
         if engine is not self.engine:
@@ -578,6 +637,8 @@ class RigController(QObject):
         if engine is not None:
             engine.request_stop(immediate=True)
             engine.wait(timeout_s)
+        if self._presweep is not None:  # an auto range's pre-sweep: stop it so the device thread can end
+            self._presweep.request_stop(immediate=True)
         self.feed.stop()
         self._fusion_process.shutdown()  # first: it releases a fusion job waiting on the child
         for runner in (self.fusion, self.loader):

@@ -4,10 +4,15 @@ Edits are applied as a whole with Apply (or Enter), validated by :class:`~captur
 an impossible combination is refused with the plan's own message and a dragged spin box never floods the
 lens with commands (app-notes §3.2 item 4). A plan whose sweep gives fewer frames than the planes asked for is
 applied with a note naming the frame rate or sweep frequency that would give them: every plane is a real frame.
+**Auto range** sweeps the lens's whole range once on the connected rig (off the GUI thread) and fills in the range
+and planes where the events show the scene in focus; Apply then uses them, with the record of how they were
+chosen (the plan's ``auto_range``, kept while the range is the one it chose).
 """
 
 from __future__ import annotations
 
+import html
+import math
 from pathlib import Path
 
 from PyQt6.QtWidgets import (
@@ -63,6 +68,11 @@ class SweepPanel(QWidget):
         self.apply_button.clicked.connect(self.apply)
         self.revert_button = QPushButton("Revert")
         self.revert_button.clicked.connect(lambda: self.show_plan(self.controller.plan))
+        self.auto_button = QPushButton("Auto range")
+        self.auto_button.setToolTip("Sweep the lens's whole range once and fill in the range (and planes) where the "
+                                    "scene is in focus, with margins; Apply to use it")
+        self.auto_button.clicked.connect(self.auto_range)
+        self._auto_record: dict | None = None  # the pre-sweep's record for the values shown, until applied
         form = QFormLayout()
         form.addRow("Preset", self.preset)
         form.addRow("Low", self.low)
@@ -77,6 +87,7 @@ class SweepPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.auto_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -84,9 +95,12 @@ class SweepPanel(QWidget):
         layout.addStretch(1)
         self.waveform.currentTextChanged.connect(self._waveform_changed)
         controller.plan_changed.connect(self.show_plan)
+        controller.auto_range_done.connect(self._auto_range_done)
+        controller.auto_range_failed.connect(self._auto_range_failed)
         self.show_plan(controller.plan)
 
     def show_plan(self, plan: SweepPlan) -> None:
+        self._auto_record = None
         self.low.setValue(plan.low_dpt)
         self.high.setValue(plan.high_dpt)
         self.waveform.setCurrentText(plan.waveform)
@@ -105,6 +119,10 @@ class SweepPanel(QWidget):
                     frequency_hz=self.frequency.value(), dwell_ms=self.dwell.value(), n_planes=self.planes.value(),
                     stack_span=self.span.currentData(), frame_rate_hz=self.frame_rate.value(),
                     exposure_us=self.exposure.value())
+        record = self._auto_record or data.get("auto_range")  # kept while the range is the one it chose
+        chosen = (record or {}).get("chosen_dpt") or (math.nan, math.nan)
+        same = abs(chosen[0] - self.low.value()) < 5e-4 and abs(chosen[1] - self.high.value()) < 5e-4
+        data["auto_range"] = record if same else None
         return SweepPlan.from_dict(data, source="sweep controls")
 
     def lens_limits(self) -> FocusLimits:
@@ -125,6 +143,25 @@ class SweepPanel(QWidget):
                              + (f"<br><span style='color:#a15c00'>note: {shortfall}</span>" if shortfall else ""))
         self.controller.set_plan(plan)
         return True
+
+    def auto_range(self) -> None:
+        """Run the pre-sweep on the connected rig (the controller does it off the GUI thread)."""
+        self.auto_button.setEnabled(False)
+        self.message.setText("auto range: sweeping the lens's whole range once…")
+        self.controller.run_auto_range()
+
+    def _auto_range_done(self, result) -> None:
+        plan = result.plan
+        self.low.setValue(plan.low_dpt)
+        self.high.setValue(plan.high_dpt)
+        self.planes.setValue(plan.n_planes)
+        self._auto_record = plan.auto_range
+        self.auto_button.setEnabled(True)
+        self.message.setText(f"{result.summary()}<br>Apply to use it.")
+
+    def _auto_range_failed(self, message: str) -> None:
+        self.auto_button.setEnabled(True)
+        self.message.setText(f"<span style='color:#b00020'>{html.escape(message)}</span>")
 
     def load_preset(self, index: int) -> None:
         """Apply the plan file listed at ``index`` (index 0 is the current plan)."""
