@@ -190,3 +190,19 @@ def bench_stack(
 
     run_stack_benchmark(console, sizes=[parse_size(s) for s in sizes.split(",") if s.strip()], sweeps=sweeps,
                         repeat=repeat, planes=planes)
+
+
+@bench_app.command("auto-range")
+@friendly_errors
+def bench_auto_range(
+    seeds: Annotated[int, typer.Option(help="Simulated scenes (one per seed), each with 2-4 layers at random "
+                                       "depths.", min=1)] = 12,
+    first_seed: Annotated[int, typer.Option(help="Seed of the first scene.")] = 0,
+    size: Annotated[str, typer.Option(help="Event (and frame) sensor size WIDTHxHEIGHT.")] = "160x120",
+) -> None:
+    """capture --auto-range on simulated scenes with random layer depths: per scene the true depth span, the range
+    chosen, whether every layer is inside it, its width against the tightest covering range (target ≤ 1.5x) and the
+    pre-sweep's cost in sweeps of the plan (target ≤ 1)."""
+    from app.bench.auto_range import run_auto_range_benchmark
+
+    run_auto_range_benchmark(console, seeds=seeds, first_seed=first_seed, size=parse_size(size))
