@@ -52,7 +52,7 @@ def test_help_loads_no_heavy_library():
 
 
 @pytest.mark.parametrize("args", [("capture", "--help"), ("events", "info", "--help"), ("config", "check"),
-                                  ("devices", "list"), ("--version",)])
+                                  ("devices", "list"), ("batch", "fuse", "--help"), ("--version",)])
 def test_light_commands_load_at_most_pydantic(args):
     """typer itself validates option values with pydantic, and the configuration is pydantic models."""
     assert loaded_by(*args) <= {"pydantic"}

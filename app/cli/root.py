@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperOption
+from typer.core import TyperArgument, TyperOption
 
 from app import __version__
+from app.cli.batch import batch_app
 from app.cli.bench import bench_app
 from app.cli.calibration import register as register_calibration
 from app.cli.capture import register as register_capture
@@ -35,12 +36,16 @@ def _option_types_as_typed() -> None:
 
     typer labels a flag ``<bool>`` (a counted ``-v`` ``<int>``), as if it took a value, and a repeatable option
     ``<list[str]>``. Flags take no value, so they get no label; a repeatable option gets its element's type and
-    ``…`` (it is given once per value), ``--set`` ``KEY=VALUE``. typer has no setting for this, so its one
-    labelling method is wrapped.
+    ``…`` (it is given once per value), ``--set`` ``KEY=VALUE``; so does an argument that takes several values
+    (``PATHS <str> …``). typer has no setting for this, so its labelling methods are wrapped.
     """
     typer_label = TyperOption.display_type_rich
     if getattr(typer_label, "as_typed", False):
         return
+
+    def element(param) -> str:
+        args = typing.get_args(param.type_descriptor.annotation)
+        return f"<{getattr(args[0], '__name__', 'value').lower() if args else 'value'}> …"
 
     def display_type_rich(self: TyperOption, ctx) -> str | None:
         if self.metavar is None and (self.is_flag or self.count):
@@ -48,12 +53,15 @@ def _option_types_as_typed() -> None:
         if self.metavar is None and "--set" in self.opts:
             return "KEY=VALUE"
         if self.metavar is None and self.multiple:
-            args = typing.get_args(self.type_descriptor.annotation)
-            return f"<{getattr(args[0], '__name__', 'value').lower() if args else 'value'}> …"
+            return element(self)
         return typer_label(self, ctx)
+
+    def argument_type_rich(self: TyperArgument, ctx) -> str | None:
+        return element(self) if self.nargs != 1 else typer_label(self, ctx)  # PATHS… takes several values
 
     display_type_rich.as_typed = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = argument_type_rich  # type: ignore[method-assign]
 
 
 _option_types_as_typed()
@@ -70,6 +78,7 @@ app = typer.Typer(
 app.add_typer(events_app, name="events")
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
+app.add_typer(batch_app, name="batch")
 app.add_typer(devices_app, name="devices")
 app.add_typer(lens_app, name="lens")
 app.add_typer(sim_app, name="sim")
