@@ -187,6 +187,9 @@ def build_focal_stack(sweep: SweepData, calibration: Calibration, n_planes: int 
             added, note = _refocused_planes(sweep, model, spatial, breathing, plane_powers, planes, records, n_planes,
                                             reference, timed.silence_dpt, targets)
             meta["refocus"] = note
+            if single_frame and not added:
+                raise CalibrationError(f"sweep {sweep.index}: the single-exposure mode cannot refocus its frame: "
+                                       f"{note.get('reason', 'no planes')}; fuse the sweep's frames instead")
             if added:
                 plane_powers = np.concatenate([plane_powers, [p for p, _, _ in added]])
                 planes += [image for _, image, _ in added]

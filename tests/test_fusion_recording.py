@@ -133,3 +133,9 @@ def test_with_the_event_geometry_the_events_own_depth_is_written(recorded, tmp_p
     assert depth_events.shape == (rgb[1], rgb[0]) and np.isfinite(depth_events).any() and np.isnan(depth_events).any()
     assert info["events"]["event_focus_coverage"] == pytest.approx(np.isfinite(depth_events).mean())
     assert info["settings"]["event_focus_used"] is True
+    single = invoke("fuse", rec, "--calib", full, "--out", tmp_path / "one", "--method", "classical", "--single-frame",
+                    "--planes", "6")
+    assert single.exit_code == 0, single.output
+    meta = json.loads((tmp_path / "one" / "sweep00000" / "result.json").read_text())["input"]["meta"]
+    kinds = [p["kind"] for p in meta["planes"]]
+    assert meta["single_frame"] and kinds.count("frame") == 1 and kinds.count("refocused") == 5

@@ -285,6 +285,10 @@ def fuse_recording(
     events: Annotated[bool, typer.Option("--events/--no-events", help="Slice the sweep's events into the stack "
                                          "(needs the calibration's event→RGB geometry).")] = True,
     event_weight: EventWeightOpt = 0.0,
+    single_frame: Annotated[bool, typer.Option("--single-frame", help="Single exposure: one frame of each sweep "
+                                               "(the one nearest the middle of the range) refocused to every plane "
+                                               "by the sweep's events, for scenes that move; colour stays as sharp "
+                                               "as that frame.")] = False,
 ) -> None:
     """Fuse sweeps of a recording: calibration → aligned focal stack → all-in-focus image and depth map."""
     from app.jobs.fuse import FuseSettings
@@ -293,7 +297,8 @@ def fuse_recording(
     if all_sweeps and sweep:
         raise ValueError("give --sweep K or --all, not both")
     settings = FuseSettings(calib=calib, sweeps=None if all_sweeps else tuple(sweep or [0]), planes=planes, span=span,
-                            method=method, device=device, events=events, event_weight=event_weight)
+                            method=method, device=device, events=events, event_weight=event_weight,
+                            single_frame=single_frame)
     with progress() as bar:
         fuse_sweeps(rec, out, settings, BarListener(bar, bar.add_task("fusing", total=None, detail="")))
 

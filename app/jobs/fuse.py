@@ -26,6 +26,7 @@ class FuseSettings:
     device: str = "auto"
     events: bool = True
     event_weight: float = 0.0
+    single_frame: bool = False
 
 
 def method_options(method: str, event_weight: float) -> dict:
@@ -77,7 +78,7 @@ def fuse_recording(rec: Path, out: Path, settings: FuseSettings, listener: Liste
         for k in wanted:
             listener.working(f"sweep {k}")
             stack = build_focal_stack(recording.sweep(k), cal, n_planes=n_planes, span=span,
-                                      with_events=settings.events)
+                                      with_events=settings.events, single_frame=settings.single_frame)
             note.check(stack.n_planes, k)
             stack = replace(stack, meta={**stack.meta, "recording": str(recording.path),
                                          "recording_uid": recording.uid})
