@@ -9,6 +9,7 @@ reads the events); here they meet, since capture may not import calibration.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from calibration.model import TemporalCalibration
@@ -23,6 +24,7 @@ from capture.auto_range import (
     ranged_plan,
     run_presweep,
 )
+from capture.engine import CaptureEngine
 from capture.plan import SweepPlan
 from capture.recording.metadata import utc_now
 from drivers.focus_limits import FocusLimits
@@ -60,10 +62,12 @@ class AutoRange:
 
 
 def auto_range(rig: Rig, plan: SweepPlan, limits: FocusLimits, *, temporal: TemporalCalibration | None = None,
-               frequency_hz: float | None = None, on_engine=None) -> AutoRange:
+               frequency_hz: float | None = None,
+               on_engine: Callable[[CaptureEngine], None] | None = None) -> AutoRange:
     """Pre-sweep ``rig`` over ``limits``' whole range and return ``plan`` with its range set to the scene's focus
     plus margins (:func:`capture.auto_range.margin_dpt`), its planes capped at the frames a sweep has, and the
-    ``auto_range`` record: the range chosen, the scene's percentiles, margins, pre-sweep settings, events used, lag.
+    ``auto_range`` record: the range chosen, the scene's percentiles (and any cluster beyond them: ``scene_dpt``),
+    margins, pre-sweep settings and cost, events and pixels used, lag, end runs.
 
     ``temporal`` (a calibration's) gives gain and offset, and the lag when the sweep cannot. Raises
     :class:`~capture.auto_range.AutoRangeError` with one message naming the problem; the lens is left safe
@@ -88,6 +92,7 @@ def auto_range(rig: Rig, plan: SweepPlan, limits: FocusLimits, *, temporal: Temp
         "scene_dpt": [round(scene.low_dpt, 4), round(scene.high_dpt, 4)],
         "scene_median_dpt": round(scene.median_dpt, 4),
         "quantiles": list(scene.quantiles),
+        "percentiles_dpt": [round(v, 4) for v in scene.percentiles_dpt],
         "margin_rule": f"max({MARGIN_FRACTION:g} x scene span, {MIN_MARGIN_DPT:g} dpt) each side"
                        + (f" + {scene.lag_uncertainty_dpt:.3f} dpt for the unknown lag" if scene.lag_uncertainty_dpt
                           else ""),

@@ -10,7 +10,11 @@ Only strongly scored pixels count (weight ≥ :data:`STRONG_WEIGHT`, i.e. at lea
 silence on both halves, or four on one): weaker reversals include pixels at occlusion edges, where the blur mixes
 two surfaces and the reversal sits between them, and noise flips; at the 1st/99th percentile they would widen the
 range by a few tenths of a dioptre on the simulated rig, the strong ones by < 0.02 dpt. Percentiles, not the
-extremes, so a hot pixel or a moving object's reversal cannot stretch the range.
+extremes, so a hot pixel or a moving object's reversal cannot stretch the range. A surface that fills little of the
+view can fall beyond a percentile, though, while its pixels still agree on its focus to a few hundredths of a
+dioptre: a tight cluster of them (:data:`CLUSTER_DPT`, :data:`CLUSTER_SHARE`) well beyond the percentile
+(:data:`CLUSTER_GAP_DPT`) widens the range to include it, where scattered strays do not. (Nearer ones are the tails
+of the surfaces inside: pixels at occlusion edges pile up a few hundredths beyond a layer.)
 
 The focus power needs the lens's lag (the commanded waveform leads the lens by milliseconds, tenths of a dioptre
 at full-range speeds). It is read from the same sweep by the up/down symmetry of its pixels: a pixel passes
@@ -27,11 +31,13 @@ Near the lens's ends the events see less: a surface within about half the events
 (:attr:`~calibration.event_focus.EventFocus.silence_dpt`, ~0.3 dpt on the simulated rig) of a turnaround is still
 silent when the lens turns back, so its reversal spans the turnaround and is never paired. Its pixels show
 instead as runs of one polarity through each half (approaching focus all the way up, leaving it all the way
-down), which a pixel whose focus lies inside the range never does: it reverses at its passage. When such pixels
-make up a patch of the view (:data:`END_RUN_DENSITY`) and a clear share of the active pixels
-(:data:`END_RUN_SHARE`), the scene reaches that end (:attr:`SceneFocus.beyond_end`; the end is the one a run's
-events stop short of by less: a pixel is blurred flat far from focus, so its events stop farther from the other
-end), and the caller extends the range to it.
+down), which a pixel whose focus lies inside the range never does: it reverses at its passage. Weakly textured
+pixels of a surface that *is* timed can do the same (a wide silence reaching the turnaround), so only runs count
+that make up a patch of the view (:data:`END_RUN_DENSITY`) where the events timed next to nothing
+(:data:`UNTIMED`). When those are a clear share of the active pixels (:data:`END_RUN_SHARE`), and clearly more at
+one end than at the other, the scene reaches that end (:attr:`SceneFocus.beyond_end`; the end is the one a run's
+events stop short of by less: a pixel is blurred flat far from focus, so its events mostly stop farther from the
+other end), and the caller extends the range to it.
 """
 
 from __future__ import annotations
@@ -54,6 +60,13 @@ STRONG_WEIGHT = 4
 MIN_PIXELS = 50
 #: Percentiles of the strong pixels' focus powers taken as the scene's ends.
 QUANTILES = (0.01, 0.99)
+#: Strong pixels within this many dioptres of each other ...
+CLUSTER_DPT = 0.02
+#: ... that are at least this share of the strong pixels (and CLUSTER_MIN of them) are a surface, percentile or not.
+CLUSTER_SHARE = 0.004
+CLUSTER_MIN = 6
+#: ... and count when they lie this far beyond the percentiles (nearer, the margins cover them anyway).
+CLUSTER_GAP_DPT = 0.1
 #: Without a measured lag, the lag is taken as zero and may be up to this much (LD4 lags are 1.5–3 ms).
 LAG_BOUND_US = 5000.0
 #: A pixel is active in a half with this many events there; one without a polarity reversal in either half is an
@@ -63,10 +76,13 @@ RUN_EVENTS = 4
 #: sensor's width): a surface's pixels are together, while interior scenes have a few scattered ones (occlusion
 #: edges, pixels with too little texture to reverse clearly).
 END_RUN_DENSITY = 0.3
-#: Counted end runs that make up this share of the active pixels say the scene reaches that end. On the simulated
-#: rig interior scenes give 0–0.3 %, a surface 0.1–0.3 dpt from the end filling a twelfth to a third of the view
-#: 2.4–10 %.
-END_RUN_SHARE = 0.01
+#: ... and where fewer than this many pixels per active pixel around them have a timed passage (weight ≥ 2; a
+#: timed surface has 0.3–1 there, one too near the end 0–0.2).
+UNTIMED = 0.2
+#: Counted end runs that make up this share of the active pixels, and twice the other end's, say the scene reaches
+#: that end. Over 200 scenes of `focalrig bench auto-range` (160x120) the 71 whose nearest surface the events could
+#: not time gave 0.94–27 % at that end, the others 0–0.32 %; the opposite end 0–1.2 %, always under a third of it.
+END_RUN_SHARE = 0.006
 #: A lag read from the sweep beyond this fraction of its period is not a lens's lag: the halves were mismatched.
 LAG_LIMIT = 0.125
 #: Bin of the focus-power histogram kept for provenance.
@@ -81,10 +97,11 @@ class NoSceneInFocus(CalibrationError):
 class SceneFocus:
     """Where the scene seen by one sweep is in focus, in the lens's actual focal power (dpt)."""
 
-    low_dpt: float                 #: low percentile of the strong pixels' focus powers
-    high_dpt: float                #: high percentile
+    low_dpt: float                 #: where the scene's focus begins: the low percentile, or a cluster below it
+    high_dpt: float                #: where it ends: the high percentile, or a cluster above it
     median_dpt: float
     quantiles: tuple[float, float]
+    percentiles_dpt: tuple[float, float]  #: the strong pixels' powers at ``quantiles`` (before any cluster beyond)
     n_pixels: int                  #: strongly scored pixels behind the percentiles
     min_weight: int                #: the weight they reached
     n_events: int                  #: events of the sweep
@@ -102,7 +119,8 @@ class SceneFocus:
     def beyond_end(self) -> tuple[bool, bool]:
         """(low, high): part of the scene is in focus so near that end of the sweep (or beyond it) that its passage
         spans the turnaround (see the module docstring): the range should reach that end."""
-        return self.end_runs[0] >= END_RUN_SHARE, self.end_runs[1] >= END_RUN_SHARE
+        low, high = self.end_runs
+        return low >= END_RUN_SHARE and low >= 2 * high, high >= END_RUN_SHARE and high >= 2 * low
 
     def actual_dpt(self, commanded_dpt: float) -> float:
         """The focal power the lens reaches when commanded ``commanded_dpt`` (the model's gain and offset)."""
@@ -148,10 +166,11 @@ def _lag(sweep: SweepData, temporal: TemporalCalibration | None) -> tuple[float,
     return 0.0, "none"
 
 
-def end_runs(cd: np.ndarray, model: FocalModel, size: tuple[int, int]) -> tuple[float, float]:
+def end_runs(cd: np.ndarray, model: FocalModel, size: tuple[int, int], timed: np.ndarray) -> tuple[float, float]:
     """Shares of the active pixels (:data:`RUN_EVENTS` in each half) that are end runs — one polarity through each
-    half — among active pixels that mostly are (:data:`END_RUN_DENSITY`), split by the end their events stop short
-    of by less: (low end, high end)."""
+    half — among active pixels that mostly are (:data:`END_RUN_DENSITY`) and where few pixels of ``timed`` (H, W:
+    a timed focus passage) are (:data:`UNTIMED`), split by the end their events stop short of by less: (low end,
+    high end)."""
     w, h = size
     if len(cd) == 0:
         return 0.0, 0.0
@@ -177,15 +196,32 @@ def end_runs(cd: np.ndarray, model: FocalModel, size: tuple[int, int]) -> tuple[
     nearer_high = (model.high_dpt - highest) < (lowest - model.low_dpt)
     box = max(5, w // 16) | 1
     around = np.maximum(cv2.blur(active.reshape(h, w).astype(np.float32), (box, box)).ravel(), 1e-6)
+    untimed = cv2.blur(timed.reshape(h, w).astype(np.float32), (box, box)).ravel() / around < UNTIMED
     shares = []
     for end in (runs & ~nearer_high, runs & nearer_high):
         dense = cv2.blur(end.reshape(h, w).astype(np.float32), (box, box)).ravel() / around >= END_RUN_DENSITY
+        dense &= untimed
         shares.append(float((end & dense).sum()) / n_active)
     return shares[0], shares[1]
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q, method="inverted_cdf"))
+
+
+def cluster_ends(powers: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """``low`` and ``high`` widened to the lowest and the highest power of any tight cluster of focus powers
+    (:data:`CLUSTER_DPT` wide, holding :data:`CLUSTER_SHARE` of them and at least :data:`CLUSTER_MIN`) lying more than
+    :data:`CLUSTER_GAP_DPT` beyond them."""
+    p = np.sort(powers)
+    need = max(CLUSTER_MIN, math.ceil(CLUSTER_SHARE * p.size))
+    end = np.searchsorted(p, p + CLUSTER_DPT, side="right")  # the window [p[i], p[i] + CLUSTER_DPT] ends there
+    dense = np.flatnonzero(end - np.arange(p.size) >= need)
+    if dense.size:
+        first, last = float(p[dense[0]]), float(p[end[dense[-1]] - 1])
+        low = first if first < low - CLUSTER_GAP_DPT else low
+        high = last if last > high + CLUSTER_GAP_DPT else high
+    return low, high
 
 
 def scene_focus(sweep: SweepData, temporal: TemporalCalibration | None = None, *,
@@ -209,7 +245,8 @@ def scene_focus(sweep: SweepData, temporal: TemporalCalibration | None = None, *
             f"{MIN_PIXELS}); point the rig at a lit, textured scene within the lens's range, or set the plan's "
             "low_dpt and high_dpt by hand")
     powers = depth[strong].astype(np.float64)
-    lo, hi = _quantile(powers, quantiles[0]), _quantile(powers, quantiles[1])
+    percentiles = _quantile(powers, quantiles[0]), _quantile(powers, quantiles[1])
+    lo, hi = cluster_ends(powers, *percentiles)  # a small surface beyond a percentile still counts
     uncertainty = 0.0
     if source == "none":  # a lag up to LAG_BOUND_US shifts each power by at most the lens's speed times it
         c = sweep.commanded
@@ -221,7 +258,7 @@ def scene_focus(sweep: SweepData, temporal: TemporalCalibration | None = None, *
                          minlength=n_bins)
     used = np.flatnonzero(counts)  # the bins from the first to the last with a pixel
     start, counts = start + used[0] * HISTOGRAM_BIN_DPT, counts[used[0]:used[-1] + 1]
-    return SceneFocus(lo, hi, float(np.median(powers)), tuple(quantiles), int(strong.sum()), min_weight,
+    return SceneFocus(lo, hi, float(np.median(powers)), tuple(quantiles), percentiles, int(strong.sum()), min_weight,
                       len(sweep.cd), focus.silence_dpt, lag, source, uncertainty, model,
                       (round(start, 6), HISTOGRAM_BIN_DPT, tuple(int(n) for n in counts)),
-                      end_runs(sweep.cd, model, sweep.event_geometry))
+                      end_runs(sweep.cd, model, sweep.event_geometry, weight >= 2))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from capture.engine import CaptureEngine, EngineStatus
@@ -31,8 +32,9 @@ PRESWEEP_STEPPED_HZ = 4.0
 #: Margin each side of the scene's focus range, as a fraction of that range: it keeps the scene's ends clear of the
 #: turnaround guard (5 % of the range each side) that focal stacks drop, where the lens is slow and rings.
 MARGIN_FRACTION = 0.1
-#: ... and at least this much (dpt), so a scene of one depth still gets a sweep around it.
-MIN_MARGIN_DPT = 0.05
+#: ... and at least this much (dpt): three times the spread of clearly timed focus powers (~0.01 dpt), enough to
+#: clear the guard for ranges up to 0.6 dpt (beyond, the fraction does), and a sweep around a scene of one depth.
+MIN_MARGIN_DPT = 0.03
 #: The LD4 takes focal power in steps of 1/200 dpt: the range is rounded outwards onto them.
 POWER_STEP_DPT = 0.005
 
@@ -75,7 +77,7 @@ def presweep_plan(plan: SweepPlan, limits: FocusLimits, frequency_hz: float | No
                      min_free_mib=0.0)
 
 
-def run_presweep(rig: Rig, pre: SweepPlan, *, on_engine=None) -> Presweep:
+def run_presweep(rig: Rig, pre: SweepPlan, *, on_engine: Callable[[CaptureEngine], None] | None = None) -> Presweep:
     """Run ``pre`` (from :func:`presweep_plan`) on ``rig``'s lens and event camera; returns its one sweep.
 
     ``on_engine(engine)`` is called before it starts (a caller that handles signals stops it through it). The lens

@@ -2,16 +2,19 @@
 range (the real driver code on its wire protocol, the ESIM event camera), then the plan's range from the events.
 Nothing is mocked; the scenes are small (160x120) so a pre-sweep simulates in about a second."""
 
+import dataclasses
 import itertools
 import json
 import os
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from app.auto_range import auto_range
 from app.cli import app
 from app.config import load_config
+from calibration.scene_range import cluster_ends
 from calibration.temporal import FocalBins
 from capture.auto_range import AutoRangeError, presweep_plan, ranged_plan
 from capture.plan import SweepPlan
@@ -60,6 +63,7 @@ def test_the_range_covers_every_layer_and_little_more():
     # the percentiles sit on the layers (the margins do the covering), and the record says what was chosen
     assert record["scene_dpt"][0] == pytest.approx(0.3, abs=0.05) and record["scene_dpt"][1] == pytest.approx(1.8,
                                                                                                             abs=0.05)
+    assert record["percentiles_dpt"] == record["scene_dpt"] and record["quantiles"] == [0.01, 0.99]
     assert record["chosen_dpt"] == [plan.low_dpt, plan.high_dpt] and record["extended_to_end"] == [False, False]
     assert record["presweep"]["low_dpt"] == pytest.approx(LENS[0]) and record["presweep"]["high_dpt"] == LENS[1]
     assert record["presweep"]["cost_sweeps"] <= 1.05  # event-clock time of the pre-sweep, in sweeps of the plan
@@ -67,6 +71,11 @@ def test_the_range_covers_every_layer_and_little_more():
     assert record["events"] == len(result.presweep.sweep.cd) > 0 and record["pixels"] >= 50
     assert plan.n_planes == 15 and plan.frequency_hz == 4.0 and plan.sweeps == 10  # the rest of the plan kept
     assert safe
+    # an end is reached on clear evidence only: enough untimed end runs there, and clearly more than at the other
+    ends = {runs: dataclasses.replace(result.scene, end_runs=runs).beyond_end
+            for runs in ((0.0, 0.05), (0.015, 0.0), (0.005, 0.0), (0.015, 0.02), (0.04, 0.015))}
+    assert ends == {(0.0, 0.05): (False, True), (0.015, 0.0): (True, False), (0.005, 0.0): (False, False),
+                    (0.015, 0.02): (False, False), (0.04, 0.015): (True, False)}
 
 
 @pytest.mark.parametrize(("depths", "end"), [((0.0, 0.35), "far"), ((2.1, 2.65), "near"), ((1.0,), "one depth")])
@@ -80,10 +89,29 @@ def test_a_scene_at_one_end_gives_a_range_at_that_end(depths, end):
     if end == "far":
         assert -0.2 <= plan.low_dpt and plan.high_dpt <= 0.6
     elif end == "one depth":
-        assert 0.1 <= plan.high_dpt - plan.low_dpt <= 0.3
+        assert 0.06 <= plan.high_dpt - plan.low_dpt <= 0.2
+        scene = plan.auto_range["scene_dpt"]  # where its pixels came into focus, and a margin either side
+        assert plan.low_dpt <= scene[0] - 0.025 and plan.high_dpt >= scene[1] + 0.025
     else:
         assert plan.high_dpt == LENS[1] and plan.auto_range["extended_to_end"] == [False, True]
         assert 1.8 <= plan.low_dpt
+    assert safe
+
+
+def test_a_surface_filling_little_of_the_view_is_covered():
+    """The nearest of three layers holds under 1 % of the clearly timed pixels (beyond the 99th percentile), but they
+    agree on its focus: the range still reaches it."""
+    result, safe = _auto_range((0.4, 0.69, 2.45), "sim.seed=36")
+    assert result.plan.low_dpt <= 0.4 and result.plan.high_dpt >= 2.45 and safe
+
+
+def test_a_timed_surface_whose_weak_pixels_run_into_the_turnaround_does_not_reach_the_end():
+    """Weakly textured pixels of the 2.02 dpt layer stay silent into the lens's turnaround (runs of one polarity, as
+    a surface too near the end would give), but the pixels around them timed their passages: no extension."""
+    result, safe = _auto_range((0.7, 2.02), "sim.seed=38")
+    plan = result.plan
+    assert plan.auto_range["extended_to_end"] == [False, False]
+    assert plan.low_dpt <= 0.7 and plan.high_dpt >= 2.02 and plan.high_dpt - plan.low_dpt <= 1.5 * (2.02 - 0.7)
     assert safe
 
 
@@ -177,3 +205,19 @@ def test_the_presweep_covers_the_lens_at_the_plans_frequency_or_faster():
     with pytest.raises(AutoRangeError, match="no dioptre calibration"):
         presweep_plan(SweepPlan.load(None), FocusLimits("a cef168", None, frozenset(), None,
                                                         no_focal_power="no dioptre calibration"))
+
+
+def test_a_small_surface_beyond_the_percentiles_still_counts_where_strays_do_not():
+    """Focus powers as the strong pixels give them: two big surfaces, a small one holding 0.6 % of the pixels (beyond
+    the 99th percentile), and strays anywhere in the lens's range."""
+    rng = np.random.default_rng(0)
+    big = np.concatenate([rng.normal(0.6, 0.005, 1500), rng.normal(1.4, 0.005, 500)])
+    small = rng.normal(2.45, 0.004, 12)
+    strays = np.array([-1.5, -0.9, -0.2, 0.2, 1.0, 1.9, 2.2, 2.7])
+    powers = np.concatenate([big, small, strays])
+    lo, hi = np.quantile(powers, [0.01, 0.99])
+    assert hi < 1.45  # the percentile alone misses the small surface
+    assert cluster_ends(powers, lo, hi) == (lo, pytest.approx(small.max()))
+    assert cluster_ends(np.concatenate([big, strays]), lo, hi) == (lo, hi)
+    few = np.concatenate([big[::20], strays])  # 100 strong pixels: a stray is 1 %, still not a surface
+    assert cluster_ends(few, 0.55, 1.45) == (0.55, 1.45)
