@@ -182,30 +182,42 @@ def scheduler_address(info: Path, timeout_s: float = 60) -> str:
             time.sleep(0.1)
 
 
-def test_a_separately_started_scheduler_by_its_address(recordings, batch, tmp_path):
-    """`dask scheduler` and `dask worker` started as their own processes; the address comes from
-    DASK_SCHEDULER_ADDRESS, as on a cluster whose set-up exports it."""
+def test_a_separately_started_scheduler_by_its_address_and_its_gpu_worker(recordings, batch, tmp_path):
+    """`dask scheduler` and two `dask worker` processes started on their own, one offering a GPU resource (as
+    `dask cuda worker --resources GPU=1` does); the address comes from DASK_SCHEDULER_ADDRESS, as on a cluster
+    whose set-up exports it. Classical jobs run anywhere; with GPUs on offer, `--method auto` is the network and
+    its jobs go to the GPU worker only (the network runs there on its CPU: there is no CUDA here)."""
     good, _, _ = recordings
     _, undisturbed = batch
     info = tmp_path / "scheduler.json"
     dask = [sys.executable, "-m", "dask"]
+    quiet = {"cwd": ROOT, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = [subprocess.Popen([*dask, "scheduler", "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              **quiet)]
     try:
         address = scheduler_address(info)
-        procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--no-dashboard"], cwd=ROOT,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        out = tmp_path / "out"
-        result = invoke("batch", "fuse", *good[:2], "--out", out, *FUSE, env={"DASK_SCHEDULER_ADDRESS": address})
+        for extra in (["--name", "cpu"], ["--name", "gpu", "--resources", "GPU=1"]):
+            procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--no-dashboard", *extra],
+                                          **quiet))
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=120)
+            gpu_worker = next(a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "gpu")
+        env = {"DASK_SCHEDULER_ADDRESS": address}
+        classical = invoke("batch", "fuse", *good[:2], "--out", tmp_path / "classical", *FUSE, "--method", "classical",
+                           env=env)
+        auto = invoke("batch", "fuse", *good, "--out", tmp_path / "auto", *FUSE, env=env)
     finally:
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(timeout=30)
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "summary.json").read_text())["cluster"]["scheduler"] == address
-    for folder in keyed_folders(out):
+    assert classical.exit_code == 0, classical.output
+    assert json.loads((tmp_path / "classical" / "summary.json").read_text())["cluster"]["scheduler"] == address
+    assert len(keyed_folders(tmp_path / "classical")) == 2
+    for folder in keyed_folders(tmp_path / "classical"):
         assert output_files(folder) == output_files(undisturbed / folder.name)
-    assert len(keyed_folders(out)) == 2
+    assert auto.exit_code == 0, auto.output
+    rows = summary_rows(tmp_path / "auto").values()
+    assert len(rows) == 3 and all(r["worker"] == gpu_worker and r["message"].endswith(", net") for r in rows)
 
 
 def test_batch_stack_writes_what_stack_writes(recordings, cluster, tmp_path):

@@ -51,11 +51,12 @@ def _run(kind: str, settings: Any, paths: list[str], out: Path, workers: int | N
     from capture.recording.metadata import utc_now
 
     started, t0 = utc_now(), time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)  # an OUT that cannot be made is one error, before any work
     with session(scheduler, workers=workers, threads_per_worker=threads) as s:
         settings = resolve_settings(kind, settings, s)
         tasks, problems = plan(kind, settings, paths, out)
         for row in problems:
-            err_console.print(f"[red]failed:[/] {row['input']}: {row['message']}", highlight=False, markup=True)
+            _say_failed(row["input"], row["message"])
         order = {task.key: i for i, task in enumerate(tasks)}
         display = _Display(kind, len(tasks))
         with display.bar:
@@ -103,7 +104,7 @@ class _Display:
             self.done += 1
         elif row["status"] == "failed":
             self.failed += 1
-            err_console.print(f"[red]failed:[/] {row['name']}: {row['message']}", highlight=False)
+            _say_failed(row["name"], row["message"])
         detail = ""
         if self.t_start is not None and self.done:
             rate = self.done / max(time.perf_counter() - self.t_start, 1e-9)
@@ -111,6 +112,12 @@ class _Display:
         if self.failed:
             detail += f"{', ' if detail else ''}{self.failed} failed"
         self.bar.update(self.task, advance=1, detail=detail)
+
+
+def _say_failed(name: str, message: str) -> None:
+    from rich.markup import escape
+
+    err_console.print(f"[red]failed:[/] {escape(name)}: {escape(message)}", highlight=False)
 
 
 def _print_table(kind: str, rows: list[dict[str, Any]], summary: Path) -> None:
