@@ -192,6 +192,24 @@ def bench_stack(
                         repeat=repeat, planes=planes)
 
 
+@bench_app.command("batch")
+@friendly_errors
+def bench_batch(
+    recordings: Annotated[int, typer.Option(help="Simulated recordings in the batch.", min=2)] = 8,
+    sweeps: Annotated[int, typer.Option(help="Sweeps per recording (each is fused).", min=1)] = 4,
+    size: Annotated[str, typer.Option(help="Frame and event size WIDTHxHEIGHT.")] = "320x240",
+    repeat: Annotated[int, typer.Option(help="Runs per worker count, alternated; the best is reported.", min=1)] = 2,
+    keep: Annotated[Path | None, typer.Option(help="Keep the recordings and outputs under this folder (default: a "
+                                              "temporary folder, deleted).", show_default=False)] = None,
+) -> None:
+    """batch fuse --method classical on 1 and 2 workers of the local Dask cluster: speed-up, scheduler overhead and
+    peak memory per worker; then a worker SIGKILLed mid-job (outputs exactly once, same bytes)."""
+    from app.bench.batch import run_batch_benchmark
+
+    run_batch_benchmark(console, recordings=recordings, size=parse_size(size), sweeps=sweeps, repeat=repeat,
+                        keep=keep)
+
+
 @bench_app.command("auto-range")
 @friendly_errors
 def bench_auto_range(
