@@ -29,7 +29,7 @@ import numpy as np
 from capture.lockstep import Lockstep
 from capture.losses import Losses
 from capture.merge import TimeMerge
-from capture.plan import SweepPlan
+from capture.plan import PlanError, SweepPlan
 from capture.recording import RecordingWriter, create_recording_dir, preflight
 from capture.recording.diskfull import DiskFull
 from capture.replay import ReplayRig
@@ -39,6 +39,7 @@ from capture.sync import HostClockMap, StrobeMatcher, SweepAssembler, SyncStats,
 from drivers.camera import EventChunk, Frame
 from drivers.events.dtypes import EVENT_CD, concat_events
 from drivers.focus import Waveform
+from drivers.focus_limits import lens_limits
 from drivers.rig import Rig
 
 log = logging.getLogger(__name__)
@@ -293,22 +294,22 @@ class CaptureEngine:
 
     # -- control thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
-        threads: list[threading.Thread] = []
+        threads: list[threading.Thread] = []   # the reader threads started (only those can be joined)
         pipeline: threading.Thread | None = None
         try:
             self._update(state="preparing")
             self._prepare()
             pipeline = threading.Thread(target=self._pipeline, name="capture-pipeline", daemon=True)
             pipeline.start()
-            for cam, target in ((self.rig.event_camera, self._read_events), (self.rig.frame_camera, self._read_frames)):
-                if cam is not None:
-                    threads.append(threading.Thread(target=target, name=f"capture-{target.__name__}", daemon=True))
-            self._start_lens()
+            self._start_lens()  # a lens that refuses the sweep fails here, before any reader runs
             for cam in (self.rig.event_camera, self.rig.frame_camera):
                 if cam is not None:
                     cam.start()
-            for t in threads:
-                t.start()
+            for cam, target in ((self.rig.event_camera, self._read_events), (self.rig.frame_camera, self._read_frames)):
+                if cam is not None:
+                    reader = threading.Thread(target=target, name=f"capture-{target.__name__}", daemon=True)
+                    reader.start()
+                    threads.append(reader)
             self._update(state="running")
             self.signals.started.emit(self._writer.folder if self._writer else None)
             self._control_loop()
@@ -337,6 +338,8 @@ class CaptureEngine:
                 if channel is not None:
                     rig.event_camera.enable_trigger_in(channel)
         rig.lens.connect()
+        if not isinstance(rig, ReplayRig):  # a plan the lens cannot run fails here, before anything moves or is written
+            plan.check_lens(lens_limits(rig.lens, rig.config.get("lens")))
         event_geom = rig.event_camera.geometry if rig.event_camera is not None else (0, 0)
         frame_geom = rig.frame_camera.geometry if rig.frame_camera is not None else (0, 0)
         template = self._template()
@@ -486,9 +489,10 @@ class CaptureEngine:
                 self._lens_hist.append((t, dpt))
 
     def _fail(self, exc: BaseException) -> None:
-        # A full disk is worded for the user already ("disk full after 12.3 s; everything up to 11.9 s is saved");
+        # A full disk and a plan the lens refuses are worded for the user already ("disk full after 12.3 s; everything
+        # up to 11.9 s is saved", "plan.high_dpt = 3 dpt is outside the focal-power range …");
         # whoever runs the engine reports the reason once (the CLI's last line, the GUI's dialog).
-        reason = str(exc) if isinstance(exc, DiskFull) else f"{type(exc).__name__}: {exc}"
+        reason = str(exc) if isinstance(exc, (DiskFull, PlanError)) else f"{type(exc).__name__}: {exc}"
         log.info("capture failed: %s", reason)
         with self._lock:
             if self._exit is None or self._exit[0] != "failed":  # the first failure is the reason
@@ -497,7 +501,24 @@ class CaptureEngine:
         self.signals.error.emit(reason)
 
     def _teardown(self, threads: list[threading.Thread], pipeline: threading.Thread | None) -> None:
-        """Stop cameras, drain (unless aborting), lens to its safe state, close the files; never raises."""
+        """Wind the capture down (:meth:`_wind_down`); never raises, and whatever happens on the way the engine ends
+        "finished" and emits ``finished`` — the CLI's progress loop and the GUI wait for exactly that."""
+        final: dict = {}
+        try:
+            final = self._wind_down(threads, pipeline)
+        except Exception as exc:  # a fault here must not leave the engine "stopping" with nobody told
+            log.exception("ending the capture failed")
+            with self._lock:
+                first = self._exit[1] if self._exit is not None and self._exit[0] == "failed" else None
+            final = {"exit_status": "failed",
+                     "reason": "; ".join(filter(None, [first, f"ending the capture: {type(exc).__name__}: {exc}"]))}
+        finally:
+            self._update(state="finished", **final)
+            self.signals.finished.emit(self.status())
+
+    def _wind_down(self, threads: list[threading.Thread], pipeline: threading.Thread | None) -> dict:
+        """Stop cameras, drain (unless aborting), lens to its safe state, close the files; returns the final
+        status fields (exit status, reason, losses, lens_safe)."""
         self._update(state="stopping")
         self._done.set()
         for cam in (self.rig.event_camera, self.rig.frame_camera):
@@ -507,7 +528,8 @@ class CaptureEngine:
                 except Exception as exc:
                     log.warning("stopping %s failed: %s", type(cam).__name__, exc)
         for t in threads:
-            t.join(5.0)
+            if t.ident is not None:  # started
+                t.join(5.0)
         if self._lockstep is not None and self.rig.sim is not None:
             # The cameras have stopped, so nothing recorded can show the release below; left following, the
             # simulated lens path would gain a segment at wherever the readers happened to stop.
@@ -542,9 +564,7 @@ class CaptureEngine:
             except Exception as exc:
                 exit_status, reason = "failed", "; ".join(filter(None, [reason, f"closing the recording: {exc}"]))
                 log.error("closing the recording failed: %s", exc)
-        self._update(state="finished", exit_status=exit_status, reason=reason, losses=losses.as_dict(),
-                     lens_safe=lens_safe)
-        self.signals.finished.emit(self.status())
+        return {"exit_status": exit_status, "reason": reason, "losses": losses.as_dict(), "lens_safe": lens_safe}
 
     def _losses(self) -> Losses:
         """Frames missing inside the event span (from the first frame delivered to the last one the event

@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass
 
 from drivers.config import LensConfig
-from drivers.focus import FocusCapabilities, Waveform
+from drivers.focus import FocusActuator, FocusCapabilities, Waveform
 
 #: The LD4 generator's frequency goes over the wire as an unsigned 32-bit count of millihertz.
 LD4_FREQUENCY_RANGE_HZ = (0.001, 0xFFFFFFFF / 1000)
@@ -51,6 +51,33 @@ def connected_limits(cfg: LensConfig, caps: FocusCapabilities) -> FocusLimits:
         "the lens reports no focal-power range, so it cannot be driven in dioptres"
     return FocusLimits(limits.device, caps.focal_power_range_dpt, limits.sweep_waveforms | caps.waveforms,
                        frequency, no_focal_power)
+
+
+def lens_limits(lens: FocusActuator, config: dict | LensConfig | None = None) -> FocusLimits:
+    """The limits of the connected ``lens``: :func:`connected_limits` of the configuration it was opened from
+    (``config``: the rig's ``config["lens"]``), or, for a lens built in code, of the backend its class is and its
+    port. The capture engine checks every plan against this, so a plan started from anywhere — the GUI, a script —
+    is refused in one message before the lens is asked for a sweep it would refuse half-way through starting."""
+    if isinstance(config, dict):
+        config = LensConfig.model_validate(config)
+    if config is None:
+        config = _config_of(lens)
+    if config is None:  # a lens of no configured backend: what it reports is all there is
+        caps = lens.capabilities
+        return FocusLimits(f"the {type(lens).__name__}", caps.focal_power_range_dpt, caps.waveforms,
+                           caps.frequency_range_hz)
+    return connected_limits(config, lens.capabilities)
+
+
+def _config_of(lens: FocusActuator) -> LensConfig | None:
+    """The configuration a lens of a known backend would have been opened from (None for any other class)."""
+    from drivers.optotune import OptotuneLensDriver4
+    from drivers.pinefeat import PinefeatCanonEF
+
+    for backend, cls in (("optotune-ld4", OptotuneLensDriver4), ("pinefeat-cef168", PinefeatCanonEF)):
+        if isinstance(lens, cls):
+            return LensConfig(backend=backend, port=lens.port, timeout_s=lens.timeout_s)
+    return None
 
 
 _CEF168_NO_TABLE = ("the configuration gives the cef168 no dioptre calibration, so it moves only in focus steps and "
