@@ -29,6 +29,10 @@ EVT3_BYTES_PER_EVENT = 2.5
 #: Fraction of a stepped plan's dwell left to the lens to settle (frames exposed then are not planes).
 STEP_SETTLING = 0.05
 
+#: How far beyond a lens's focal-power range a plan's end may lie and still count as that end (dpt): float noise
+#: (a range decoded from the wire, a value computed by arithmetic), far below any lens's resolution.
+RANGE_TOLERANCE_DPT = 1e-6
+
 
 class PlanError(ValueError):
     """A plan file or override that cannot be used; the message names the file, the key and the problem."""
@@ -223,7 +227,7 @@ class SweepPlan(StrictModel):
         used = ("low_dpt",) if self.waveform == "stepped" and self.n_planes == 1 else ("low_dpt", "high_dpt")
         for key in used:
             value = getattr(self, key)
-            if not rng[0] <= value <= rng[1]:
+            if not rng[0] - RANGE_TOLERANCE_DPT <= value <= rng[1] + RANGE_TOLERANCE_DPT:
                 raise PlanError(f"plan.{key} = {value:g} dpt is outside the focal-power range {rng[0]:g} … "
                                 f"{rng[1]:g} dpt of {limits.device} (set plan.low_dpt and plan.high_dpt inside it)")
 

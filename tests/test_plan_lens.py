@@ -4,11 +4,13 @@ refuses (that path used to leave the capture hanging)."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -17,7 +19,8 @@ from app.config import load_config
 from capture.plan import PLAN_DIR, PlanError, SweepPlan
 from drivers.config import LensConfig
 from drivers.focus import FocusCapabilities, Waveform
-from drivers.focus_limits import LD4_FREQUENCY_RANGE_HZ, connected_limits, expected_limits
+from drivers.focus_limits import LD4_FREQUENCY_RANGE_HZ, FocusLimits, connected_limits, expected_limits, lens_limits
+from drivers.optotune import protocol as p
 from drivers.registry import make_focus_actuator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +34,46 @@ def test_the_simulated_ld4s_range_is_known_before_connecting_and_is_what_it_repo
     expected = expected_limits(cfg).focal_power_range_dpt
     with make_focus_actuator(cfg) as lens:
         reported = lens.capabilities.focal_power_range_dpt
-    assert expected == pytest.approx(reported, abs=1e-9)
+    assert expected == reported == (-1.8, 2.8)  # exactly: the wire's grid values, not their float noise
     assert expected[0] < 0 < 2.5 < expected[1]  # the default plan's 0..2.5 dpt fits
+
+
+@pytest.mark.parametrize("fw_type", [b"A", b"F"])
+def test_focal_powers_decode_onto_the_ld4s_grid(fw_type):
+    """Raw 640 on type A firmware is -1.8 dpt; ``640 / 200 - 5`` gave -1.7999999999999998, so the decoded range
+    refused a plan at -1.8 that --dry-run had passed."""
+    raw = np.arange(-32768, 32768)
+    dpt = np.array([p.decode_focal_power(int(r), fw_type) for r in raw])
+    assert np.array_equal(dpt, np.round(dpt, 3))  # every value is its 0.005 dpt grid point, to the last bit
+    assert [p.encode_focal_power(float(d), fw_type) for d in dpt] == raw.tolist()
+
+
+def test_a_capture_to_the_ends_of_the_simulated_ld4s_range_runs(tmp_path):
+    """Both ends exactly as the lens reports them: -1.8 dpt used to pass --dry-run and then be refused as outside
+    "-1.8 … 2.8"."""
+    args = ["capture", "--out", str(tmp_path), "--sweeps", "1", *SMALL, "--set", "lens.port=optosim://plan-lens-ends",
+            "--set", "plan.low_dpt=-1.8", "--set", "plan.high_dpt=2.8", "--set", "plan.sync_channel=none"]
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "capture finished: 1 sweeps" in result.output
+
+
+def test_a_stepped_plans_last_set_point_an_ulp_past_the_lens_end_is_that_end():
+    """0.1 … 2.8 dpt in 20 steps computes its last set point as 2.8000000000000003: the same wire code as 2.8."""
+    plan = SweepPlan(waveform="stepped", low_dpt=0.1, high_dpt=2.8, n_planes=20)
+    assert plan.step_powers_dpt[-1] > 2.8
+    with make_focus_actuator(LensConfig(port="optosim://plan-lens-ulp")) as lens:
+        plan.check_lens(lens_limits(lens))
+        for power in plan.step_powers_dpt:
+            lens.set_focal_power(power)
+        with pytest.raises(ValueError, match=r"focal power \(dpt\) 2\.805 is outside the range -1\.8 … 2\.8"):
+            lens.set_focal_power(2.805)
+    noisy = FocusLimits("a lens", (math.nextafter(-1.8, 0.0), 2.8), frozenset({Waveform.SINE}), None)
+    SweepPlan(low_dpt=-1.8, high_dpt=2.8).check_lens(noisy)  # a range end off by float noise is still that end
+    with pytest.raises(PlanError, match=r"plan\.low_dpt = -1\.801 dpt is outside"):
+        SweepPlan(low_dpt=-1.801, high_dpt=2.8).check_lens(noisy)
 
 
 def test_a_real_ld4s_range_is_only_known_once_connected():

@@ -221,8 +221,14 @@ def encode_focal_power(dpt: float, fw_type: bytes) -> int:
 
 
 def decode_focal_power(raw: int, fw_type: bytes) -> float:
-    offset = 5.0 if fw_type == b"A" else 0.0
-    return raw / FP_STEPS_PER_DPT - offset
+    """Dioptres of a raw focal power: the value on the 0.005 dpt grid itself (type A's −1.8 dpt, raw 640, is
+    −1.8, not the −1.7999999999999998 that ``640 / 200 − 5`` gives, which a plan at −1.8 then exceeded).
+
+    The offset is removed in whole steps before the one division, so the result is the float nearest the exact
+    grid value.
+    """
+    offset_steps = 5 * FP_STEPS_PER_DPT if fw_type == b"A" else 0
+    return (raw - offset_steps) / FP_STEPS_PER_DPT
 
 
 def set_focal_power(dpt: float, fw_type: bytes) -> Request:
