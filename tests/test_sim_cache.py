@@ -140,3 +140,28 @@ def test_frame_camera_exposes_from_the_cache_as_from_direct_renders():
         direct = expose(rig.renderer, rig.lens_path, start, end)
         error = np.abs(cached - direct)
         assert error.max() < 6e-3 * direct.max() and error.mean() < 1e-4 * direct.max()
+
+
+def test_a_render_finishes_on_the_padding_it_started_with_when_another_camera_grows_it(monkeypatch):
+    """Both cameras render through the rig's one renderer from their own threads; a lens stepped beyond one camera's
+    cache makes it build a wider cache, which grows the renderer's padding. A render of the other camera half-way
+    through then mixed the old layer spectra with kernels on the new FFT grid ("operands could not be broadcast")
+    — stepped plans over a wide range failed that way. Here the growth happens exactly at that moment, every time:
+    inside the render, when it asks for its first disc kernel."""
+    import drivers.sim.optics as optics
+
+    expected = make_renderer().render_rgb(1.0)
+    renderer = make_renderer()
+    real_disc_kernel = optics.disc_kernel
+    grown = []
+
+    def other_camera_grows_the_padding(radius: float) -> np.ndarray:
+        if not grown:
+            grown.append(renderer._pad)
+            LogLumaCache(renderer, -4.0, 12.0)  # another camera's new, wider cache re-pads the shared renderer
+        return real_disc_kernel(radius)
+
+    monkeypatch.setattr(optics, "disc_kernel", other_camera_grows_the_padding)
+    image = renderer.render_rgb(1.0)
+    assert grown and renderer._pad > grown[0]  # the padding did grow mid-render
+    np.testing.assert_array_equal(image, expected)  # and the render is the one it would have been

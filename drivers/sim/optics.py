@@ -32,6 +32,7 @@ event pixel, a mirror flip makes det < 0), so its ground truth at power D is H·
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -132,12 +133,18 @@ class DefocusRenderer:
 
     Per-layer spectra are computed lazily (once per channel set: RGB+alpha or luma+alpha) and rebuilt with a
     larger padding only when a blur radius exceeds the current one.
+
+    Both simulated cameras of a rig render through one renderer from their own threads, and either may grow the
+    padding (a lens commanded beyond the range its render cache covers builds a wider cache) while the other is
+    half-way through a render. So the padding, FFT shape and spectra change only under a lock and are replaced,
+    never cleared in place, and a render works on the set it took at its start.
     """
 
     def __init__(self, scene: Scene, optics: SweepOptics | None = None, geometry: EventGeometry | None = None):
         self.scene = scene
         self.optics = SweepOptics() if optics is None else optics
         self.geometry = geometry
+        self._lock = threading.RLock()
         self._pad = 0
         self._shape = (0, 0)
         self._spectra: dict[str, list[list[tuple[float, np.ndarray]]]] = {}
@@ -212,12 +219,16 @@ class DefocusRenderer:
 
     def _ensure(self, radius: float, kind: str) -> None:
         """Make sure spectra of ``kind`` exist with padding >= ``radius`` (re-pad all kinds if not)."""
+        with self._lock:
+            self._ensure_locked(radius, kind)
+
+    def _ensure_locked(self, radius: float, kind: str) -> None:
         if radius + 1 > self._pad:
             self._pad = max(8, math.ceil(1.5 * (radius + 1)))
             h, w = self.scene.height, self.scene.width
             self._shape = (cv2.getOptimalDFTSize(h + 2 * self._pad), cv2.getOptimalDFTSize(w + 2 * self._pad))
-            self._spectra.clear()
-            self._kernel_spectra.clear()
+            self._spectra = {}  # new dicts: a render in progress keeps the spectra of the padding it started with
+            self._kernel_spectra = {}
         if kind in self._spectra:
             return
         p, (hp, wp) = self._pad, self._shape
@@ -233,36 +244,41 @@ class DefocusRenderer:
             per_layer.append(comps)
         self._spectra[kind] = per_layer
 
-    def _kernel_spectrum(self, q: int) -> np.ndarray:
-        spec = self._kernel_spectra.get(q)
+    def _kernel_spectrum(self, q: int, kernels: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+        """The spectrum of the disc PSF of radius ``q`` steps on the FFT grid ``shape``, kept in ``kernels`` (the
+        kernel spectra of that grid)."""
+        spec = kernels.get(q)
         if spec is None:
             k = disc_kernel(q * self.optics.radius_step_px)
             half = k.shape[0] // 2
-            hp, wp = self._shape
+            hp, wp = shape
             full = np.zeros((hp, wp), np.float32)
             idx = np.arange(-half, half + 1)
             full[np.ix_(idx % hp, idx % wp)] = k  # centred on pixel (0, 0): no shift
             spec = np.fft.rfft2(full).astype(np.complex64)
-            self._kernel_spectra[q] = spec
+            kernels[q] = spec
         return spec
 
     def _composite(self, power: float, kind: str) -> np.ndarray:
         """Blur every layer with its PSF(s) and composite far to near; returns (C, H, W) float32."""
         step = self.optics.radius_step_px
         max_radius = 0.5 * float(np.max(self.optics.blur_diameter_px(power, self._all_depths)))
-        self._ensure((math.floor(max_radius / step) + 1) * step, kind)
-        p, (hp, wp) = self._pad, self._shape
+        with self._lock:  # one consistent padding, grid and spectra for the whole render (see the class docstring)
+            self._ensure_locked((math.floor(max_radius / step) + 1) * step, kind)
+            p, shape = self._pad, self._shape
+            layers, kernels = self._spectra[kind], self._kernel_spectra
+        hp, wp = shape
         h, w = self.scene.height, self.scene.width
         out = None
-        for comps in self._spectra[kind]:
+        for comps in layers:
             acc = None
             for depth, spec in comps:
                 q = 0.5 * float(self.optics.blur_diameter_px(power, depth)) / step
                 q0 = math.floor(q)
                 f = np.float32(q - q0)
-                kernel = self._kernel_spectrum(q0)
+                kernel = self._kernel_spectrum(q0, kernels, shape)
                 if f > 0:
-                    kernel = (1 - f) * kernel + f * self._kernel_spectrum(q0 + 1)
+                    kernel = (1 - f) * kernel + f * self._kernel_spectrum(q0 + 1, kernels, shape)
                 term = spec * kernel
                 acc = term if acc is None else acc + term
             blurred = np.fft.irfft2(acc, s=(hp, wp))[:, p:p + h, p:p + w].astype(np.float32)
