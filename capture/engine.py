@@ -401,8 +401,11 @@ class CaptureEngine:
         """Poll the lens, run stepped sweeps, watch for a missing sync, until the capture is done.
 
         In lockstep (a simulation not paced by the wall clock) each action waits until the cameras stand at its
-        time and happens at the simulation's present, and polls come every ``lens_poll_s`` of simulated time;
-        otherwise actions happen when the wall clock says, and polls every ``lens_poll_s`` of wall time.
+        time and happens there: the simulated cameras stop short of it, so the present is made that time and a
+        stepped set point takes effect exactly ``dwell_ms`` after the one before (a camera that cannot say where its
+        next item ends may stand past it: then the action happens at the present). Polls come every ``lens_poll_s``
+        of simulated time. Otherwise actions happen when the wall clock says, and polls every ``lens_poll_s`` of
+        wall time.
         """
         stepped = self.plan.waveform == "stepped" and not isinstance(self.rig, ReplayRig)
         gate = self._lockstep
@@ -410,11 +413,14 @@ class CaptureEngine:
         while not self._done.is_set():
             if gate is not None:
                 if gate.wait_all_at(self._done, 0.02):
-                    t = self.rig.sim.now_us()  # where the cameras stand: decided by the simulation alone
+                    sim = self.rig.sim
+                    t = max(sim.now_us(), gate.horizon_us)  # decided by the simulation alone
+                    sim.advance(t)  # the present, where a lens command sent now takes effect
                     if t >= next_poll:
                         self._poll_lens(t)
                         next_poll = t + self._lens_poll_s * 1e6
                     due = self._step(t) if stepped else None
+                    sim.poll_lens()  # a set point just sent reaches the simulated lens at t, before any camera moves
                     horizon = min(next_poll, math.inf if due is None else due)
                     if stepped:
                         self._promise_control(horizon)
@@ -606,7 +612,8 @@ class CaptureEngine:
         try:
             while not self._abort.is_set():
                 if gate is not None:
-                    gate.wait_turn(stream, self._done)
+                    upcoming = getattr(cam, "next_end_us", None)  # simulated cameras say where their next item ends
+                    gate.wait_turn(stream, self._done, next_end_us=upcoming() if upcoming is not None else None)
                     if self._done.is_set():
                         break
                 item = cam.read(0.05)

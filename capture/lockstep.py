@@ -7,6 +7,12 @@ command takes effect and the samples a poll reads depended on the machine's load
 different recordings. In lockstep the cameras stop before simulating past the control thread's next action
 time (its *horizon*); the control thread acts once every camera stands there, so each action happens at a
 present that only the simulation decides, then moves the horizon on.
+
+A camera that says where its next item would end (the simulated ones do) is held before an item that would
+cross the horizon, not after it: every camera then stands at or before the horizon when the control thread acts,
+so a lens command takes effect exactly at the planned time — a stepped plan's set point after exactly its dwell,
+not up to a frame period later, where the slower camera happened to stand. A camera that cannot say is held
+once it has delivered up to the horizon or beyond (its last item may run past it).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ class Lockstep:
         self._cond = threading.Condition()
         self._horizon = float(horizon_us)
         self._last_end: dict[str, float | None] = dict.fromkeys(streams)
+        #: Where each stream's next item would end, as its reader said when it last asked for a turn (None: unknown).
+        self._next_end: dict[str, float | None] = dict.fromkeys(streams)
         self._finished: set[str] = set()
 
     @property
@@ -32,9 +40,13 @@ class Lockstep:
         with self._cond:
             return self._horizon
 
-    def wait_turn(self, stream: str, stop: threading.Event, poll_s: float = 0.05) -> None:
-        """Block while ``stream`` has delivered up to the horizon or beyond (until it moves, or ``stop``)."""
+    def wait_turn(self, stream: str, stop: threading.Event, poll_s: float = 0.05, *,
+                  next_end_us: float | None = None) -> None:
+        """Block while ``stream`` may not read (until the horizon moves, or ``stop``): it has delivered up to the
+        horizon or beyond, or its next item, which would end at ``next_end_us`` (None: unknown), would cross it."""
         with self._cond:
+            self._next_end[stream] = None if next_end_us is None else float(next_end_us)
+            self._cond.notify_all()
             while not stop.is_set() and self._at_horizon(stream):
                 self._cond.wait(poll_s)
 
@@ -42,6 +54,7 @@ class Lockstep:
         """``stream`` has delivered everything before ``end_us`` (its latest item ends there)."""
         with self._cond:
             self._last_end[stream] = float(end_us)
+            self._next_end[stream] = None  # until its reader asks again
             self._cond.notify_all()
 
     def finish(self, stream: str) -> None:
@@ -63,5 +76,7 @@ class Lockstep:
             self._cond.notify_all()
 
     def _at_horizon(self, stream: str) -> bool:
-        last = self._last_end[stream]
-        return last is not None and last >= self._horizon and not math.isinf(self._horizon)
+        if math.isinf(self._horizon):
+            return False
+        last, upcoming = self._last_end[stream], self._next_end[stream]
+        return (last is not None and last >= self._horizon) or (upcoming is not None and upcoming > self._horizon)

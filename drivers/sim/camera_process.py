@@ -52,9 +52,9 @@ def _serve(conn, kind: str, factory: CameraFactory, sim_cfg: SimConfig, sync: tu
         if kind == "event":
             info.update(raw_format=camera.raw_format, raw_header=camera.raw_header)
     except Exception as exc:
-        ipc.send(conn, ("error", _picklable(exc), 0.0))
+        ipc.send(conn, ("error", _picklable(exc), 0.0, None))
         return
-    ipc.send(conn, ("ok", info, rig.simulated_us()))
+    ipc.send(conn, ("ok", info, rig.simulated_us(), _next_end(camera)))
     for method, args, kwargs, sync in ipc.messages(conn):
         if sync is not None:
             rig.lens_path, rig.frame_rate_hz, rig.exposure_us = sync
@@ -62,8 +62,18 @@ def _serve(conn, kind: str, factory: CameraFactory, sim_cfg: SimConfig, sync: tu
             reply = ("ok", getattr(camera, method)(*args, **kwargs))
         except Exception as exc:  # every failure goes back to the caller, as the in-process camera would raise it
             reply = ("error", _picklable(exc))
-        ipc.send(conn, (*reply, rig.simulated_us()))
+        ipc.send(conn, (*reply, rig.simulated_us(), _next_end(camera)))
     camera.close()
+
+
+def _next_end(camera: Camera) -> float | None:
+    """Where the camera's next item ends (``next_end_us``), sent with every reply so the parent knows it without
+    asking; None for a camera that cannot say."""
+    upcoming = getattr(camera, "next_end_us", None)
+    try:
+        return None if upcoming is None else upcoming()
+    except Exception:  # a camera that cannot place its next item now (e.g. not configured) just cannot say
+        return None
 
 
 def _picklable(exc: Exception) -> Exception:
@@ -95,6 +105,8 @@ class _CameraChild:
         self._info: dict | None = None
         #: How far the child's camera has simulated (µs on the event clock), as of its last reply.
         self.simulated_us = 0.0
+        #: Where its next item will end (µs on the event clock; None: it cannot say), as of its last reply.
+        self.next_end_us: float | None = None
 
     @property
     def info(self) -> dict:
@@ -125,7 +137,7 @@ class _CameraChild:
 
     def _reply(self, exchange) -> Any:
         try:
-            status, value, self.simulated_us = exchange()
+            status, value, self.simulated_us, self.next_end_us = exchange()
         except (EOFError, OSError):
             raise CameraError(f"{self.name}: its simulator process stopped ({ipc.exit_reason(self._proc)})") from None
         if status == "error":
@@ -211,6 +223,10 @@ class _ProcessCamera:
         item = self._remote("read", timeout_s)
         self._rig.advance(self._child.simulated_us)
         return item
+
+    def next_end_us(self) -> float | None:
+        """Where the child's camera's next item ends, as of its last reply (see ``SimEventCamera.next_end_us``)."""
+        return self._child.next_end_us
 
     def _remote(self, method: str, *args: Any) -> Any:
         """Call ``method`` in the child with the rig's lens path and frame timing brought up to date first."""

@@ -151,6 +151,12 @@ class SimEventCamera(EventCamera):
             raise ValueError(f"ROI {width}x{height}+{x}+{y} is not inside the {w}x{h} sensor")
         self._roi = (int(x), int(y), int(width), int(height))
 
+    def next_end_us(self) -> float:
+        """Where on the event clock the next read will have simulated to (its chunk's end). A capture that keeps
+        the simulation in lockstep with the lens commands holds the camera before a chunk that would cross the
+        moment of the next command, so the command takes effect at that moment, not where the camera stood."""
+        return float(self._t_us + self.chunk_us)
+
     def close(self) -> None:
         self._state = "stopped"
 

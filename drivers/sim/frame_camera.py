@@ -124,9 +124,7 @@ class SimFrameCamera(FrameCamera):
         if not self._streaming:
             return None
         self._rig.poll_lens()
-        k = self._next_k
-        if self._drop_every is not None and k % self._drop_every == self._drop_every - 1:
-            k += 1
+        k = self._next_index()
         start_us, end_us, mid_us = self._window(k)
         if self._realtime:
             wait_s = self._wall_origin_s + end_us * 1e-6 - time.monotonic()
@@ -139,6 +137,19 @@ class SimFrameCamera(FrameCamera):
         frame = self._render(k, start_us, end_us, mid_us)
         self._rig.advance(end_us)
         return frame
+
+    def next_end_us(self) -> float:
+        """Where on the event clock the next frame read ends its exposure (see
+        :meth:`~drivers.sim.event_camera.SimEventCamera.next_end_us`: a lockstep capture holds the camera before
+        a frame whose exposure would cross the next lens command)."""
+        return self._window(self._next_index())[1]
+
+    def _next_index(self) -> int:
+        """The index of the next frame read delivers (a dropped frame's index is skipped)."""
+        k = self._next_k
+        if self._drop_every is not None and k % self._drop_every == self._drop_every - 1:
+            k += 1
+        return k
 
     def frame_at(self, k: int) -> Frame:
         """Frame k as ``read`` delivers it, without streaming: for tests and for re-rendering a frame on demand."""
