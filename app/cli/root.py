@@ -1,9 +1,10 @@
 """The ``focalrig`` typer root: the global options (``--verbose``, ``--config``, ``--set``, ``--version``) and
-every command group, registered here in the order ``focalrig --help`` lists them.
+every command and command group, listed here in the order ``focalrig --help`` shows them.
 
-Every command module is imported to build the command tree, so none of them imports anything heavy at module
-level (numpy, pydantic, the codecs, torch, Qt): each command imports what it uses when it runs.
-``tests/test_startup.py`` holds them to that.
+Only the command being run is imported and built (:mod:`app.cli.lazy`): ``focalrig predict`` does not pay for
+reading the signatures of thirty other commands. A command module is still imported whole when one of its
+commands runs, so none of them imports anything heavy at module level (numpy, pydantic, the codecs, torch, Qt):
+each command imports what it uses when it runs. ``tests/test_startup.py`` holds them to that.
 """
 
 from __future__ import annotations
@@ -17,18 +18,9 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from app import __version__
-from app.cli.batch import batch_app
-from app.cli.bench import bench_app
-from app.cli.calibration import register as register_calibration
-from app.cli.capture import register as register_capture
+from app.cli import coercion
 from app.cli.common import console, err_console, state
-from app.cli.config import config_app
-from app.cli.devices import devices_app
-from app.cli.events import events_app
-from app.cli.fusion import register as register_fusion
-from app.cli.gui import gui
-from app.cli.lens import lens_app, sim_app
-from app.cli.train import train
+from app.cli.lazy import LazyCommand, LazyGroup
 
 
 def _option_types_as_typed() -> None:
@@ -65,9 +57,74 @@ def _option_types_as_typed() -> None:
 
 
 _option_types_as_typed()
+coercion.install()
+
+
+def _commands(module: str, kind: str, *rows: tuple[str, str]) -> list[LazyCommand]:
+    """``(name, summary)`` rows of one module's commands: its ``register`` function's (kind "registered"), its
+    sub-apps named ``<name>_app`` ("group"), or its functions named as the commands ("function")."""
+    def attribute(name: str) -> str:
+        return "register" if kind == "registered" else f"{name.replace('-', '_')}_app" if kind == "group" else name
+
+    return [LazyCommand(name, f"app.cli.{module}", attribute(name), kind, summary)  # type: ignore[arg-type]
+            for name, summary in rows]
+
+
+#: Every command in the order --help lists them, with the first paragraph of its help (what --help shows of it).
+COMMANDS: tuple[LazyCommand, ...] = (
+    *_commands("fusion", "registered",
+               ("predict", "Fuse one focal stack: all-in-focus image, focal-index and depth maps, confidence, "
+                           "result.json."),
+               ("fuse", "Fuse sweeps of a recording: calibration → aligned focal stack → all-in-focus image and "
+                        "depth map."),
+               ("predict-datasets", "Fuse every stack of EventStackMFF (image_stack/ + event_stack/) or StackMFF-V2 "
+                                    "(dof_stack/) datasets."),
+               ("predict-pairs", "Fuse A/B pair datasets (StackMFF-V2 predict_pair_datasets layout: <dataset>/A, "
+                                 "<dataset>/B; or x-A/x-B files)."),
+               ("eval", "Quality and time per method: PSNR/SSIM vs ground truth where it exists, Qabf + sharpness "
+                        "everywhere.")),
+    *_commands("capture", "registered",
+               ("capture", "Record synchronised events, frames and lens trajectory into a new recording folder (no "
+                           "GUI)."),
+               ("inspect", "Summarise a recording: outcome, duration, sweeps, counts, rates, sync quality, "
+                           "completeness."),
+               ("simulate", "A capture on the simulated rig plus ground truth (all-in-focus, depth, homography, lens "
+                            "trajectory).")),
+    *_commands("calibration", "registered",
+               ("calibrate", "Calibrate a rig: event→RGB homography (+ intrinsics), lens lag, focus breathing; writes "
+                             "JSON + PNG report."),
+               ("stack", "Aligned RGB + event focal stacks of a recording's sweeps, one stack per sweep.")),
+    *_commands("train", "function",
+               ("train", "Train the focal-index network on synthetic stacks rendered on the fly; resumable; reports "
+                         "validation PSNR.")),
+    *_commands("gui", "function",
+               ("gui", "Open the focalrig window on the configured rig (default: the simulated rig), or replay REC.")),
+    *_commands("events", "group", ("events", "Inspect, convert and render event files (.raw EVT2/2.1/3, .hdf5, .npz, "
+                                             ".csv).")),
+    *_commands("config", "group", ("config", "Check configuration files.")),
+    *_commands("bench", "group", ("bench", "Benchmarks that print throughput figures.")),
+    *_commands("batch", "group",
+               ("batch", "Run fuse, stack, calibrate, convert or inspect over many recordings, on a local Dask "
+                         "cluster or an existing one. Outputs go to OUT/<recording>-<uid>-<settings hash>/ with their "
+                         "provenance; a re-run skips what is done, so an interrupted batch resumes. Exit status 1 "
+                         "when any recording failed.")),
+    *_commands("devices", "group", ("devices", "List the configured devices and check that they answer.")),
+    *_commands("lens", "group",
+               ("lens", "Drive an Optotune Lens Driver 4 (any serial port or pyserial URL, e.g. optosim://)."),
+               ("sim", "Serve simulated devices on virtual serial ports.")),
+)
+
+
+class FocalrigCommands(LazyGroup):
+    """The root group: the commands of :data:`COMMANDS`, each built when it runs."""
+
+    COMMANDS = COMMANDS
+    pretty_exceptions_short = True
+
 
 app = typer.Typer(
     name="focalrig",
+    cls=FocalrigCommands,
     help="Acquisition, calibration and all-in-focus fusion for hybrid event/frame focal-sweep rigs.",
     no_args_is_help=True,
     # Plain click help: typer's rich panels cost ~0.15 s of imports on every --help (rich.markdown, pygments).
@@ -75,18 +132,6 @@ app = typer.Typer(
     context_settings={"max_content_width": 120},
     pretty_exceptions_enable=False,
 )
-app.add_typer(events_app, name="events")
-app.add_typer(config_app, name="config")
-app.add_typer(bench_app, name="bench")
-app.add_typer(batch_app, name="batch")
-app.add_typer(devices_app, name="devices")
-app.add_typer(lens_app, name="lens")
-app.add_typer(sim_app, name="sim")
-register_fusion(app)
-register_capture(app)
-register_calibration(app)
-app.command("train")(train)
-app.command("gui")(gui)
 
 
 def _version(value: bool) -> None:
