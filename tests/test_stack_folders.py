@@ -160,3 +160,33 @@ def test_bad_sidecar_and_layout(tmp_path):
         read_stack_folder(folder)
     with pytest.raises(StackFolderError, match="neither image_stack"):
         discover_datasets(tmp_path, ["s"])
+
+
+def test_planes_are_decoded_on_several_threads_in_order_and_the_first_bad_file_is_named(tmp_path, monkeypatch):
+    """Decoding runs in OpenCV without the GIL, so a stack's PNGs are read a thread per core (start-up of
+    ``focalrig predict``); the result and the error are those of reading one by one."""
+    import threading
+
+    import capture.stack_folders as folders
+
+    monkeypatch.setattr(folders.os, "cpu_count", lambda: 4)
+    frames = [np.full((8, 8, 3), 10 * i, np.uint8) for i in range(1, 9)]
+    folder = _write(tmp_path / "stack", frames)
+    threads, real_read = set(), folders.read_image
+    both_running = threading.Barrier(2, timeout=10)
+
+    def read(path):
+        threads.add(threading.get_ident())
+        if path.name in ("1.png", "2.png"):
+            both_running.wait()  # the first two are decoded at the same time, or this times out
+        return real_read(path)
+
+    monkeypatch.setattr(folders, "read_image", read)
+    stack = read_stack_folder(folder)
+    assert len(threads) >= 2
+    assert np.array_equal(stack.frames, np.stack([f[..., ::-1] for f in frames]))  # in order, BGR → RGB
+    for bad in ("3.png", "7.png"):
+        (folder / bad).write_bytes(b"not a png")
+    monkeypatch.setattr(folders, "read_image", real_read)
+    with pytest.raises(StackFolderError, match=r"3\.png: unreadable"):
+        read_stack_folder(folder)
