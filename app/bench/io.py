@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.bench.timing import Stopwatch, best_time
+from capture.formats.csvfile import CsvEventWriter
 from capture.formats.hdf5 import Hdf5EventReader, Hdf5EventWriter
 from capture.formats.raw import RawEventReader, RawEventWriter, make_decoder, make_encoder, split_by_count
 from capture.formats.rawheader import parse_raw_header
@@ -74,6 +75,17 @@ def run_io_benchmarks(console: Console, *, n_events: int, repeat: int, stream_mi
         add("HDF5/ECF write", label, cd.shape[0], best_time(write_h5, repeat),
             f"({h5.stat().st_size / cd.shape[0]:.2f} B/ev)")
         add("HDF5/ECF read", label, cd.shape[0], best_time(read_h5, repeat))
+
+        csv = Path(tmp) / "bench.csv"
+
+        def write_csv() -> None:  # OpenEB's CSV layout, as events convert writes it
+            with CsvEventWriter(csv) as w:
+                for i in range(0, cd.shape[0], 1 << 20):
+                    w.write(cd[i : i + (1 << 20)], None)
+
+        add("CSV write", label, cd.shape[0], best_time(write_csv, repeat),
+            f"({csv.stat().st_size / cd.shape[0]:.1f} B/ev)")
+        csv.unlink()
 
         for path in sorted(SHARED_EVENTS.glob("*.raw")):
             data = path.read_bytes()

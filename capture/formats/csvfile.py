@@ -93,25 +93,29 @@ class CsvEventReader(EventFileReader):
 
 
 class CsvEventWriter(EventFileWriter):
-    """Append-only CSV writer (``x,y,p,t``), with a ``_triggers.csv`` sibling when triggers are written."""
+    """Append-only CSV writer (``x,y,p,t``), with a ``_triggers.csv`` sibling when triggers are written.
+
+    The text is OpenEB's byte for byte (what ``numpy.savetxt(fmt="%d")`` wrote here before), formatted by a numba
+    kernel (:mod:`capture.formats.csvtext`) at tens of M events a second instead of savetxt's 0.4.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._file = open(self.path, "w", newline="\n")
+            self._file = open(self.path, "wb")
         except OSError as exc:
             raise EventFileError(path, f"cannot create: {exc.strerror or exc}") from exc
         self._trig_file = None
 
     def write(self, cd: np.ndarray | None, triggers: np.ndarray | None = None) -> None:
+        from capture.formats.csvtext import csv_rows
+
         if cd is not None and len(cd):
-            cols = np.stack([cd["x"], cd["y"], cd["p"], cd["t"]], axis=1).astype(np.int64)
-            np.savetxt(self._file, cols, fmt="%d", delimiter=",")
+            self._file.write(csv_rows(np.stack([cd["x"], cd["y"], cd["p"], cd["t"]], axis=1)))
         if triggers is not None and len(triggers):
             if self._trig_file is None:
-                self._trig_file = open(triggers_path(self.path), "w", newline="\n")
-            cols = np.stack([triggers["p"], triggers["id"], triggers["t"]], axis=1).astype(np.int64)
-            np.savetxt(self._trig_file, cols, fmt="%d", delimiter=",")
+                self._trig_file = open(triggers_path(self.path), "wb")
+            self._trig_file.write(csv_rows(np.stack([triggers["p"], triggers["id"], triggers["t"]], axis=1)))
 
     def flush(self) -> None:
         self._file.flush()
