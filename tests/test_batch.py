@@ -220,6 +220,19 @@ def test_a_separately_started_scheduler_by_its_address_and_its_gpu_worker(record
     assert len(rows) == 3 and all(r["worker"] == gpu_worker and r["message"].endswith(", net") for r in rows)
 
 
+def test_batch_fuse_passes_the_single_commands_options_on(recordings, cluster, tmp_path):
+    good, _, _ = recordings
+    result = invoke("batch", "fuse", good[0], "--out", tmp_path / "batch", *FUSE, "--single-frame", "--sweep", "1",
+                    "--scheduler", cluster)
+    assert result.exit_code == 0, result.output
+    single = invoke("fuse", good[0], "--sweep", "1", "--out", tmp_path / "single", *FUSE, "--single-frame")
+    assert single.exit_code == 0, single.output
+    folder = Path(summary_rows(tmp_path / "batch")[good[0].name]["output"])
+    assert json.loads((folder / "provenance.json").read_text())["settings"]["single_frame"] is True
+    assert {k: v for k, v in output_files(folder).items() if k != "provenance.json"} == output_files(
+        tmp_path / "single")
+
+
 def test_batch_stack_writes_what_stack_writes(recordings, cluster, tmp_path):
     good, _, calib = recordings
     result = invoke("batch", "stack", *good[:2], "--out", tmp_path / "batch", "--format", "npz", "--planes", "4",

@@ -161,6 +161,9 @@ def batch_fuse(
                                          "(needs the calibration's event→RGB geometry).")] = True,
     event_weight: Annotated[float, typer.Option("--event-weight", help="classical: weight of the event-activity "
                                                 "term.")] = 0.0,
+    single_frame: Annotated[bool, typer.Option("--single-frame", help="Single exposure: one frame of each sweep "
+                                               "refocused to every plane by the sweep's events (focalrig fuse "
+                                               "--single-frame).")] = False,
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = 1,
     scheduler: SchedulerOpt = None,
@@ -176,7 +179,7 @@ def batch_fuse(
         _check_calibration(calib)
     settings = FuseSettings(calib=calib.resolve() if calib else None, sweeps=tuple(sweep) if sweep else None,
                             planes=planes, span=span, method=method, device=device, events=events,
-                            event_weight=event_weight)
+                            event_weight=event_weight, single_frame=single_frame)
     _run("fuse", settings, paths, out, workers, threads_per_worker, scheduler)
 
 
