@@ -32,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app.config import load_config, parse_override
+from calibration.model import Calibration
 from calibration.pipeline import calibrate_recording
 from calibration.stack import build_focal_stack
 from capture.plan import SweepPlan
@@ -290,8 +291,6 @@ def run_e2e_benchmark(console: Console, *, regimes: list[str], seeds: int, sweep
                 regime = REGIMES[name]
                 work = root / name
                 progress.update(task, description=f"{name}: calibrating")
-                from calibration.model import Calibration
-
                 calibration = Calibration.load(calibrate_regime(regime, work, sweeps))
                 progress.advance(task)
                 for seed in range(seeds):

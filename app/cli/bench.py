@@ -108,7 +108,8 @@ def bench_sim(
 @friendly_errors
 def bench_e2e(
     regimes: Annotated[str, typer.Option(help="Comma-separated rig regimes: default, 8hz, 10hz, low-light, "
-                                              "weak-texture, moving, splitter.")] = "all",
+                                              "weak-texture, moving, splitter, sensitive, 10hz-sensitive "
+                                              "(each is described when the run starts).")] = "all",
     seeds: Annotated[int, typer.Option(help="Scenes (simulator seeds 0..K-1) per regime.", min=1)] = 3,
     sweeps: Annotated[int, typer.Option(help="Sweeps recorded per scene; each is stacked and fused.", min=1)] = 2,
     methods: Annotated[str, typer.Option(help="Comma-separated fusion methods; options after a colon "
