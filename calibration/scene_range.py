@@ -22,10 +22,10 @@ through focus once on each half, and a lag error δ moves its rising-half estima
 by the lens's speed × δ, so the median of (rising − falling) / (2 × speed) over pixels that pass on both halves is
 what the lag is off by. This is the *effective* lag, the one that makes the halves agree: it also absorbs the
 events' own asymmetry about focus (a pixel stops firing sooner on the way in than it restarts on the way out,
-:mod:`calibration.temporal`), which reads as ~1 ms more than the lens's lag on the simulated rig. (The
-calibration's :func:`~calibration.temporal.estimate_lag`, built for sweeps inside the scene's range, put half of
-a full-range pre-sweep's period into the lag on some scenes.) Too few such pixels: a calibration's lag, else
-none, and the caller widens its margin (:attr:`SceneFocus.lag_uncertainty_dpt`).
+:mod:`calibration.temporal`), which reads as ~1 ms more than the lens's lag on the simulated rig. (It comes
+from the very pixels being timed, so it holds for them whatever the scene; the calibration's
+:func:`~calibration.temporal.estimate_lag` pools patches of a static calibration scene.) Too few such pixels:
+a calibration's lag, else none, and the caller widens its margin (:attr:`SceneFocus.lag_uncertainty_dpt`).
 
 Near the lens's ends the events see less: a surface within about half the events' depth of field
 (:attr:`~calibration.event_focus.EventFocus.silence_dpt`, ~0.3 dpt on the simulated rig) of a turnaround is still

@@ -439,6 +439,10 @@ def estimate_lag(cd: np.ndarray, commanded: CommandedSweep, event_size: tuple[in
     for _ in range(3):  # the power midpoints depend on the lag a little: iterate to the fixed point
         t1, t2 = (_patch_crossings(rows_, a0, tl, a, b, commanded, lag)
                   for (rows_, a0, tl), a, b in zip(pairs, (gaps[0], gaps[2]), (gaps[1], gaps[3]), strict=True))
+        # The rotation may have carried the crossings a whole period on (a coarse τ just below zero rotates by
+        # almost T): the crossings are those whose lag lies within half a period of the coarse estimate.
+        turns = period * np.round((0.5 * (t1 + t2 - period) - tau0) / period)
+        t1, t2 = t1 - turns, t2 - turns
         lags = 0.5 * (t1 + t2 - period)
         med = float(np.median(lags))
         mad = float(np.median(np.abs(lags - med))) * 1.4826

@@ -91,6 +91,17 @@ def test_without_lag_correction_the_estimate_would_be_wrong(sim):
     assert abs(fit.lag_us - (rig.trajectory.lag_us + 1000.0)) < 200.0
 
 
+def test_a_lag_just_below_zero_is_not_read_a_period_late(sim):
+    """A sync that comes after the lens (a negative lag) gives a negative lag, not one a whole period later."""
+    rig, sweep = sim
+    c = sweep.commanded
+    late = CommandedSweep(c.waveform, c.low_dpt, c.high_dpt, c.t0_us + rig.trajectory.lag_us + 600.0,
+                          frequency_hz=c.frequency_hz)
+    fit = estimate_lag(sweep.cd, late, EV)
+    assert abs(fit.lag_us - (-600.0)) < 200.0
+    assert np.allclose(fit.patch_lags_us, fit.lag_us, atol=max(3 * fit.residual_us, 200.0))
+
+
 def test_every_event_gets_its_true_focal_index_up_to_edge_jitter(sim):
     rig, sweep = sim
     model = FocalModel.from_calibration(sweep.commanded, lag_from_sweeps([sweep]).temporal())
