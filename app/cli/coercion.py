@@ -16,7 +16,10 @@ import re
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-from typer.core import _TyperParameter
+try:  # typer >= 0.2x converts values through pydantic here; older ones use click's own types (nothing to do)
+    from typer.core import _TyperParameter
+except ImportError:  # pragma: no cover - older typer
+    _TyperParameter = None
 
 _INT = re.compile(r"[+-]?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -69,12 +72,12 @@ def _plain_path(info: Any) -> bool:
 class _DirectFirst:
     """A parameter's conversion: :func:`direct` where it knows the answer, else typer's own (built on first use)."""
 
-    def __init__(self, parameter: _TyperParameter, typer_runtime) -> None:
+    def __init__(self, parameter, typer_runtime) -> None:
         self._parameter = parameter
         self._typer_runtime = typer_runtime
         self._full = None
 
-    def coerce(self, value: Any, param: _TyperParameter, ctx) -> Any:
+    def coerce(self, value: Any, param, ctx) -> Any:
         multi = param.multiple or param.nargs == -1
         if value is None:
             return () if multi else None
@@ -89,12 +92,13 @@ class _DirectFirst:
 
 
 def install() -> None:
-    """Make every typer parameter convert its value directly where it can (idempotent)."""
-    typer_runtime = _TyperParameter.get_runtime_param
-    if getattr(typer_runtime, "direct_first", False):
+    """Make every typer parameter convert its value directly where it can (idempotent; nothing to do on a typer
+    that does not convert through pydantic)."""
+    typer_runtime = getattr(_TyperParameter, "get_runtime_param", None)
+    if typer_runtime is None or getattr(typer_runtime, "direct_first", False):
         return
 
-    def get_runtime_param(self: _TyperParameter):
+    def get_runtime_param(self):
         if getattr(self, "_direct_first", None) is None:
             self._direct_first = _DirectFirst(self, typer_runtime)
         return self._direct_first

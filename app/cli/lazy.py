@@ -11,6 +11,7 @@ any (``tests/test_cli_lazy.py`` holds each summary to its command's own help, so
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -41,10 +42,10 @@ class LazyCommand:
         """Import the command's module and build the click command typer would have built for the root app."""
         target = getattr(importlib.import_module(self.module), self.attribute)
         if self.kind == "group":
-            return get_group_from_info(TyperInfo(target, name=self.name),
-                                       pretty_exceptions_short=pretty_exceptions_short,
-                                       rich_markup_mode=group.rich_markup_mode,
-                                       suggest_commands=group.suggest_commands)
+            return _typer_call(get_group_from_info, TyperInfo(target, name=self.name),
+                               pretty_exceptions_short=pretty_exceptions_short,
+                               rich_markup_mode=group.rich_markup_mode,
+                               suggest_commands=getattr(group, "suggest_commands", True))
         holder = typer.Typer()
         if self.kind == "registered":
             target(holder)
@@ -53,8 +54,15 @@ class LazyCommand:
         info = next((c for c in holder.registered_commands if c.name == self.name), None)
         if info is None:
             raise LookupError(f"{self.module}.{self.attribute} registers no command {self.name!r}")
-        return get_command_from_info(info, pretty_exceptions_short=pretty_exceptions_short,
-                                     rich_markup_mode=group.rich_markup_mode)
+        return _typer_call(get_command_from_info, info, pretty_exceptions_short=pretty_exceptions_short,
+                           rich_markup_mode=group.rich_markup_mode)
+
+
+def _typer_call(fn, *args, **options):
+    """``fn(*args, **options)`` with only the options this typer's ``fn`` takes (``suggest_commands`` is newer than
+    the oldest typer focalrig runs on)."""
+    accepted = inspect.signature(fn).parameters
+    return fn(*args, **{name: value for name, value in options.items() if name in accepted})
 
 
 class _Commands(MutableMapping[str, click.Command]):
