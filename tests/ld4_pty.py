@@ -102,5 +102,31 @@ def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Pop
     and its children at once, as Ctrl-C or a closed terminal would.
     """
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env={**ENV, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_end_with_the_tests)
+    STARTED.append(proc)
     return proc, Output(proc.stdout), Output(proc.stderr)
+
+
+#: Every command :func:`start` ran, so that :func:`stop_started` can end what a failed test left running.
+STARTED: list[subprocess.Popen] = []
+
+
+def _end_with_the_tests() -> None:
+    """In the child before it runs: SIGTERM when the test process dies (a killed pytest leaves no GUI behind)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def stop_started() -> None:
+    """Kill the process group of every started command still running (after a test that failed midway)."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)

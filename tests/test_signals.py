@@ -17,7 +17,14 @@ import serial
 
 from capture.recording import Recording
 from capture.recording.layout import RUN_LOG
-from tests.ld4_pty import DC_MODE, lens_state, served_ld4, start
+from tests.ld4_pty import DC_MODE, lens_state, served_ld4, start, stop_started
+
+
+@pytest.fixture(autouse=True)
+def _no_command_outlives_its_test():
+    yield
+    stop_started()
+
 
 #: What each command leaves the lens doing while it holds it, as its own status line says.
 DRIVEN = {"sweep": "mode triangle", "set-diopter": "mode focal-power", "set-current": "current -49.99 mA"}
