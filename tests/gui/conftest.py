@@ -52,3 +52,15 @@ def no_leaks(qapp):
     import multiprocessing
 
     assert not multiprocessing.active_children(), "the fusion process was left running"
+
+
+@pytest.fixture
+def window(qtbot, small_config, settings_path, no_leaks):
+    """The main window on the small simulated rig, shown, closed after the test."""
+    from app.gui.main import GuiOptions, build_window
+
+    win, _ = build_window(GuiOptions(config=small_config, settings_path=settings_path))
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()

@@ -2,21 +2,10 @@
 the lens's whole range (off the GUI thread), the panel is filled with a range covering the scene's layers, Apply
 uses it with its record, and the live view streams again. Real widgets, real rig, offscreen."""
 
-import pytest
 
-from app.gui.main import GuiOptions, build_window
 from drivers.config import SimConfig
 
 STREAM_S = 60_000  # ms: generous waits for a loaded 2-core CI machine
-
-
-@pytest.fixture
-def window(qtbot, small_config, settings_path, no_leaks):
-    win, _ = build_window(GuiOptions(config=small_config, settings_path=settings_path))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 def test_auto_range_fills_the_panel_and_apply_records_it(qtbot, window):

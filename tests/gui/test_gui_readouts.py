@@ -5,18 +5,7 @@ import numpy as np
 import pytest
 from PyQt6.QtGui import QKeySequence
 
-from app.gui.main import GuiOptions, build_window
-
 STREAM_S = 60_000  # ms: generous waits for a loaded 2-core machine
-
-
-@pytest.fixture
-def window(qtbot, small_config, settings_path, no_leaks):
-    win, _ = build_window(GuiOptions(config=small_config, settings_path=settings_path))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 class RateSource:

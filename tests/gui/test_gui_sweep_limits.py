@@ -1,19 +1,6 @@
 """The sweep controls refuse a plan the lens cannot run, with the plan's message naming the limit, before the
 live view's engine ever commands it (a refused sweep used to leave the capture engine hanging)."""
 
-import pytest
-
-from app.gui.main import GuiOptions, build_window
-
-
-@pytest.fixture
-def window(qtbot, small_config, settings_path, no_leaks):
-    win, _ = build_window(GuiOptions(config=small_config, settings_path=settings_path))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-
 
 def test_apply_refuses_a_range_beyond_the_lens_and_keeps_the_plan(window):
     panel, before = window.sweep_panel, window.controller.plan
