@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from distributed import WorkerPlugin
 
+from app.bench.batch import output_bytes
 from calibration.model import Calibration, SpatialCalibration, TemporalCalibration
 from capture.engine import CaptureEngine
 from tests.capture_rigs import SIZE, plan, sim_rig
@@ -42,16 +42,7 @@ def record(folder: Path, n: int, sweeps: int = 2) -> tuple[list[Path], Path]:
 
 def output_files(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path → bytes), with the JSON files' run fields dropped."""
-    files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        if path.name in RUN_FIELDS:
-            doc = json.loads(data)
-            for key in RUN_FIELDS[path.name]:
-                doc.pop(key, None)
-            data = json.dumps(doc, sort_keys=True).encode()
-        files[str(path.relative_to(folder))] = data
-    return files
+    return output_bytes(folder, run_fields=RUN_FIELDS, skip=())
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

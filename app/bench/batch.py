@@ -118,14 +118,16 @@ def _kill_mid_job(s: Session, out: Path, kill: dict[str, Any]) -> None:
         time.sleep(0.005)
 
 
-def output_bytes(out: Path) -> dict[str, bytes]:
-    """Every output file under ``out`` (summary.json aside) with the JSON run fields dropped."""
+def output_bytes(out: Path, *, run_fields: dict[str, tuple[str, ...]] = RUN_FIELDS,
+                 skip: tuple[str, ...] = ("summary.json",)) -> dict[str, bytes]:
+    """Every file under ``out`` (relative path → bytes; names in ``skip`` aside) with the JSON files' run fields
+    (``run_fields``: what differs between two runs of the same work) dropped."""
     files = {}
-    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "summary.json"):
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name not in skip):
         data = path.read_bytes()
-        if path.name in RUN_FIELDS:
+        if path.name in run_fields:
             doc = json.loads(data)
-            for key in RUN_FIELDS[path.name]:
+            for key in run_fields[path.name]:
                 doc.pop(key, None)
             data = json.dumps(doc, sort_keys=True).encode()
         files[str(path.relative_to(out))] = data
