@@ -59,6 +59,15 @@ def test_one_sweep_by_index(recorded, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["sweep00001"]
 
 
+def test_blend_and_exposure_reach_the_method(recorded, tmp_path):
+    rec, _ = recorded
+    result = invoke("fuse", rec, "--out", tmp_path, "--no-events", "--method", "classical", "--blend", "gather",
+                    "--no-exposure")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "sweep00000" / "result.json").read_text())["settings"]
+    assert settings["output"] == "gather" and settings["exposure"] is False
+
+
 @pytest.mark.parametrize("args, message", [
     (["--sweep", "7"], "no sweep 7"),
     (["--sweep", "0", "--all"], "not both"),

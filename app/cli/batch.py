@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from app.cli.common import console, err_console, friendly_errors, parse_board
+from app.cli.fusion import BlendOpt, ExposureOpt
 
 if TYPE_CHECKING:
     from app.jobs.runner import Session
@@ -164,13 +165,15 @@ def batch_fuse(
     single_frame: Annotated[bool, typer.Option("--single-frame", help="Single exposure: one frame of each sweep "
                                                "refocused to every plane by the sweep's events (focalrig fuse "
                                                "--single-frame).")] = False,
+    blend: BlendOpt = "soft",
+    exposure: ExposureOpt = True,
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = 1,
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Fuse many recordings (focalrig fuse per recording, every sweep by default): OUT/<recording>-<uid>-<hash>/
     holds one folder per sweep and provenance.json."""
-    from app.jobs.fuse import FuseSettings
+    from app.jobs.fuse import FuseSettings, method_options
     from fusion.engine import AUTO, available_methods
 
     if method != AUTO and method not in available_methods():
@@ -179,7 +182,8 @@ def batch_fuse(
         _check_calibration(calib)
     settings = FuseSettings(calib=calib.resolve() if calib else None, sweeps=tuple(sweep) if sweep else None,
                             planes=planes, span=span, method=method, device=device, events=events,
-                            event_weight=event_weight, single_frame=single_frame)
+                            event_weight=event_weight, single_frame=single_frame, blend=blend, exposure=exposure)
+    method_options(method, event_weight, blend, exposure)  # a wrong --blend is said before any cluster starts
     _run("fuse", settings, paths, out, workers, threads_per_worker, scheduler)
 
 

@@ -27,6 +27,11 @@ AlignOpt = Annotated[bool, typer.Option("--align/--no-align", help="Register han
                                         "(ECC affine, chained to the middle plane). Rig stacks are aligned already.")]
 EventWeightOpt = Annotated[float, typer.Option("--event-weight", help="classical: weight of the event-activity term "
                                                "(0 = frames only; measured not to help on synthetic stacks).")]
+BlendOpt = Annotated[str, typer.Option("--blend", help="soft: each pixel the noise-aware mean of the planes as "
+                                       "sharp as the best one (less noise, the same detail); gather: the best "
+                                       "plane's pixel alone.")]
+ExposureOpt = Annotated[bool, typer.Option("--exposure/--no-exposure", help="Even out the planes' exposure "
+                                           "(flicker, gain drift) before fusing; the gains go to result.json.")]
 OutOpt = Annotated[Path, typer.Option("--output_dir", "--output-dir", help="Folder for the results.")]
 RootOpt = Annotated[Path, typer.Option("--test_root", "--test-root", help="Folder holding the datasets.")]
 DatasetsOpt = Annotated[list[str] | None, typer.Option("--test_datasets", "--test-datasets",
@@ -58,15 +63,14 @@ def _load_input(input_dir: Path, event_dir: Path | None):
     return read_stack_folder(input_dir, event_dir)
 
 
-def _fuse_and_write(stack, out_dir: Path, stem: str | None, method: str, device: str, align: bool,
-                    event_weight: float):
+def _fuse_and_write(stack, out_dir: Path, stem: str | None, method: str, device: str, align: bool, options: dict):
     from fusion.align import align_stack
     from fusion.engine import fuse
     from fusion.outputs import write_outputs
 
     if align:
         stack = align_stack(stack)
-    result = fuse(stack, method=method, device=device, **_method_options(method, event_weight))
+    result = fuse(stack, method=method, device=device, **options)
     write_outputs(result, stack, out_dir, stem=stem)
     return result
 
@@ -82,17 +86,19 @@ def predict(
     device: DeviceOpt = "auto",
     align: AlignOpt = False,
     event_weight: EventWeightOpt = 0.0,
+    blend: BlendOpt = "soft",
+    exposure: ExposureOpt = True,
 ) -> None:
     """Fuse one focal stack: all-in-focus image, focal-index and depth maps, confidence, result.json."""
+    options = _method_options(method, event_weight, blend, exposure)
     stack = _load_input(input_dir, event_dir)
-    result = _fuse_and_write(stack, output_dir, None, method, device, align, event_weight)
+    result = _fuse_and_write(stack, output_dir, None, method, device, align, options)
     h, w = stack.shape
     console.print(f"{stack.name}: {stack.n_planes} planes {w}x{h} {stack.frames.dtype} → {output_dir} "
                   f"({result.method} on {result.device}, {result.timings_s['total']:.3f} s)", highlight=False)
 
 
-def _run_many(items: list, out: Path, describe, load, method: str, device: str, align: bool,
-              event_weight: float) -> None:
+def _run_many(items: list, out: Path, describe, load, method: str, device: str, align: bool, options: dict) -> None:
     """Fuse every (dataset, name, …) item into ``out/<dataset>/`` (seed layout) and print per-dataset times."""
     times: dict[str, list[float]] = {}
     with progress() as bar:
@@ -100,7 +106,7 @@ def _run_many(items: list, out: Path, describe, load, method: str, device: str, 
         for item in items:
             dataset, name = item[0], item[1]
             bar.update(task, detail=describe(item))
-            result = _fuse_and_write(load(item), out / dataset, name, method, device, align, event_weight)
+            result = _fuse_and_write(load(item), out / dataset, name, method, device, align, options)
             times.setdefault(dataset, []).append(result.timings_s["total"])
             bar.advance(task)
     table = Table(title=f"{method} → {out}", title_justify="left")
@@ -121,13 +127,16 @@ def predict_datasets(
     align: AlignOpt = False,
     event_weight: EventWeightOpt = 0.0,
     no_events: Annotated[bool, typer.Option("--no-events", help="Ignore event_stack/ (frames only).")] = False,
+    blend: BlendOpt = "soft",
+    exposure: ExposureOpt = True,
 ) -> None:
     """Fuse every stack of EventStackMFF (image_stack/ + event_stack/) or StackMFF-V2 (dof_stack/) datasets."""
     from capture.stack_folders import discover_datasets
 
+    options = _method_options(method, event_weight, blend, exposure)
     entries = discover_datasets(test_root, _datasets(ctx, test_datasets))
     _run_many([(e.dataset, e.scene, e) for e in entries], output_dir, lambda it: f"{it[0]}/{it[1]}",
-              lambda it: it[2].load(with_events=not no_events), method, device, align, event_weight)
+              lambda it: it[2].load(with_events=not no_events), method, device, align, options)
 
 
 def predict_pairs(
@@ -138,13 +147,16 @@ def predict_pairs(
     method: MethodOpt = "classical",
     device: DeviceOpt = "auto",
     align: AlignOpt = False,
+    blend: BlendOpt = "soft",
+    exposure: ExposureOpt = True,
 ) -> None:
     """Fuse A/B pair datasets (StackMFF-V2 predict_pair_datasets layout: <dataset>/A, <dataset>/B; or x-A/x-B files)."""
     from capture.stack_folders import discover_pairs, read_pair
 
+    options = _method_options(method, 0.0, blend, exposure)
     pairs = discover_pairs(test_root, _datasets(ctx, test_datasets))
     _run_many(pairs, output_dir, lambda it: f"{it[0]}/{it[1]}", lambda it: read_pair(it[2], it[3], it[1]),
-              method, device, align, 0.0)
+              method, device, align, options)
 
 
 def _split_datasets(ctx: typer.Context, stacks: list[str] | None,
@@ -289,6 +301,8 @@ def fuse_recording(
                                                "(the one nearest the middle of the range) refocused to every plane "
                                                "by the sweep's events, for scenes that move; colour stays as sharp "
                                                "as that frame.")] = False,
+    blend: BlendOpt = "soft",
+    exposure: ExposureOpt = True,
 ) -> None:
     """Fuse sweeps of a recording: calibration → aligned focal stack → all-in-focus image and depth map."""
     from app.jobs.fuse import FuseSettings
@@ -298,7 +312,7 @@ def fuse_recording(
         raise ValueError("give --sweep K or --all, not both")
     settings = FuseSettings(calib=calib, sweeps=None if all_sweeps else tuple(sweep or [0]), planes=planes, span=span,
                             method=method, device=device, events=events, event_weight=event_weight,
-                            single_frame=single_frame)
+                            single_frame=single_frame, blend=blend, exposure=exposure)
     with progress() as bar:
         fuse_sweeps(rec, out, settings, BarListener(bar, bar.add_task("fusing", total=None, detail="")))
 

@@ -27,11 +27,26 @@ class FuseSettings:
     events: bool = True
     event_weight: float = 0.0
     single_frame: bool = False
+    blend: str = "soft"
+    exposure: bool = True
 
 
-def method_options(method: str, event_weight: float) -> dict:
-    """The options ``fusion.engine.fuse`` gets for ``method``: the event-activity weight, classical only."""
-    return {"event_weight": event_weight} if method == "classical" and event_weight > 0 else {}
+#: How the all-in-focus pixel is made from the planes (:mod:`fusion.blend`): the noise-aware mean of the planes as
+#: sharp as the best one, or the best plane's pixel alone.
+BLENDS = ("soft", "gather")
+
+
+def method_options(method: str, event_weight: float = 0.0, blend: str = "soft", exposure: bool = True) -> dict:
+    """The options ``fusion.engine.fuse`` gets for ``method`` (the resolved one, not "auto"): the event-activity
+    weight (classical only), and the output and exposure normalisation where they differ from the defaults."""
+    if blend not in BLENDS:
+        raise ValueError(f"--blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+    options: dict = {"event_weight": event_weight} if method == "classical" and event_weight > 0 else {}
+    if blend != "soft":
+        options["output"] = blend
+    if not exposure:
+        options["exposure"] = False
+    return options
 
 
 def recording_calibration(recording: Recording, calib: Path | None) -> Calibration:
@@ -61,6 +76,7 @@ def fuse_recording(rec: Path, out: Path, settings: FuseSettings, listener: Liste
 
     listener = listener or Listener()
     method = resolve_method(settings.method, settings.device)
+    method_options(method, settings.event_weight, settings.blend, settings.exposure)  # a wrong blend: before work
     with Recording.open(rec) as recording:
         no_sweeps = recording.no_sweeps_reason()
         if no_sweeps is not None:  # every sweep of zero sweeps would otherwise end silently, writing nothing
@@ -83,7 +99,7 @@ def fuse_recording(rec: Path, out: Path, settings: FuseSettings, listener: Liste
             stack = replace(stack, meta={**stack.meta, "recording": str(recording.path),
                                          "recording_uid": recording.uid})
             result = fuse(stack, method=method, device=settings.device,
-                          **method_options(method, settings.event_weight))
+                          **method_options(method, settings.event_weight, settings.blend, settings.exposure))
             write_outputs(result, stack, out / stack.name)
             fused.append({"sweep": k, "planes": stack.n_planes, "folder": stack.name})
             listener.done(f"sweep {k}: {stack.n_planes} planes {stack.shape[1]}x{stack.shape[0]} → "
