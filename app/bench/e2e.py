@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app.config import load_config, parse_override
-from calibration.model import Calibration
+from calibration.model import Calibration, CalibrationError
 from calibration.pipeline import calibrate_recording
 from calibration.stack import build_focal_stack
 from capture.plan import SweepPlan
@@ -166,11 +166,13 @@ def _outside_object(recording: Path, sim: dict, shape: tuple[int, int], t0: floa
 
 
 def score_sweeps(regime: Regime, recording: Path, calibration, seed: int, methods: list[MethodSpec],
-                 n_planes: int, warmed: set[str], single_frame: bool = True) -> Iterator[Row]:
+                 n_planes: int, warmed: set[str], single_frame: bool = True,
+                 notes: list[str] | None = None) -> Iterator[Row]:
     """Rows for every sweep of ``recording``: each method with events, frames only, and (the first method) in the
     single-exposure mode; then the two oracles on the real frames. A method's first call (weights loading, kernel
     compilation) runs once untimed; ``warmed`` remembers which ran. With a moving object, ``track_psnr`` scores
-    the object's track against the scene at the single frame's moment."""
+    the object's track against the scene at the single frame's moment. A sweep whose single exposure cannot be
+    refocused (too few events to read the threshold from) has no single-exposure row; why is added to ``notes``."""
     aif, depth, sim = _truth(recording)
     with Recording.open(recording) as rec:
         for sweep in rec.sweeps():
@@ -183,8 +185,12 @@ def score_sweeps(regime: Regime, recording: Path, calibration, seed: int, method
             variants = [("", stack)] + ([(FRAMES_ONLY, stack.without_events())] if stack.has_events else [])
             single = None
             if stack.has_events and single_frame:
-                single = build_focal_stack(sweep, calibration, n_planes=n_planes, single_frame=True)
-                variants.append((SINGLE_FRAME, single))
+                try:
+                    single = build_focal_stack(sweep, calibration, n_planes=n_planes, single_frame=True)
+                    variants.append((SINGLE_FRAME, single))
+                except CalibrationError as exc:
+                    if notes is not None:
+                        notes.append(f"{regime.name}, scene {seed}: no single-exposure row: {exc}")
             # With a moving object, the track is judged against the scene as it was when the single frame was taken.
             moment = None
             if sim.get("moving_object") and single is not None:
@@ -280,6 +286,7 @@ def run_e2e_benchmark(console: Console, *, regimes: list[str], seeds: int, sweep
         console.print(f"[bold]{r}[/]: {REGIMES[r].description}"
                       + (f"  (--set {' --set '.join(REGIMES[r].sets)})" if REGIMES[r].sets else ""), highlight=False)
     rows: list[Row] = []
+    notes: list[str] = []
     warmed: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="focalrig-e2e-") as tmp:
         root = keep if keep is not None else Path(tmp)
@@ -300,13 +307,16 @@ def run_e2e_benchmark(console: Console, *, regimes: list[str], seeds: int, sweep
                     if status.recording is None or status.exit_status not in ("success",):
                         raise RuntimeError(f"{name}: the simulated recording of scene {seed} ended "
                                            f"{status.exit_status}: {status.reason}")
-                    rows += score_sweeps(regime, status.recording, calibration, seed, specs, planes, warmed)
+                    rows += score_sweeps(regime, status.recording, calibration, seed, specs, planes, warmed,
+                                         notes=notes)
                     progress.advance(task)
     summary = summarise(rows)
     print_table(console, summary)
+    for note in notes:
+        console.print(note, highlight=False)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"regimes": {r: asdict(REGIMES[r]) for r in regimes}, "summary": summary,
-                                         "rows": [asdict(r) for r in rows]}, indent=2))
+                                         "notes": notes, "rows": [asdict(r) for r in rows]}, indent=2))
         console.print(f"wrote {json_path}")
     return summary
