@@ -7,7 +7,7 @@ import torch
 from fusion.engine import FusionError, fuse
 from fusion.guided import filter_volume
 from fusion.net.data import stack_tensors
-from fusion.net.method import load_weights, shipped_weights
+from fusion.net.method import SMOOTH_EPS, SMOOTH_RADIUS, load_weights, shipped_weights
 from fusion.net.train import TrainConfig, Trainer
 from fusion.synthetic import synthetic_stack
 
@@ -57,10 +57,10 @@ def test_index_is_the_peak_of_the_guided_filtered_probability_volume(stack, weig
     t = stack_tensors(stack)
     with torch.no_grad():
         out = model(torch.from_numpy(t.luma)[None], torch.from_numpy(t.events)[None])
-    volume = filter_volume(out["prob"][0].numpy().copy(), t.luma.mean(0), 4, 1e-4, subsample=2)
+    volume = filter_volume(out["prob"][0].numpy().copy(), t.luma.mean(0), SMOOTH_RADIUS, SMOOTH_EPS, subsample=2)
     smoothed = fuse(stack, method="net", device="cpu", weights=weights, exposure=False)
     raw = fuse(stack, method="net", device="cpu", weights=weights, smooth_radius=0, exposure=False)
-    assert smoothed.settings["smooth_radius"] == 4 and raw.settings["smooth_radius"] == 0
+    assert smoothed.settings["smooth_radius"] == SMOOTH_RADIUS > 0 and raw.settings["smooth_radius"] == 0
     assert np.array_equal(np.rint(smoothed.focal_index), volume.argmax(0))
     # (the engine runs a channels-last copy: float rounding may flip a near-tie of these untrained weights)
     assert np.mean(np.abs(raw.focal_index - out["index"][0].numpy()) < 1e-4) > 0.98

@@ -1,6 +1,7 @@
 """Training pipeline: losses fall on a fixed batch, checkpoints resume exactly, configs fail clearly."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,7 +168,23 @@ def test_training_can_start_from_existing_weights(tmp_path):
     second = Trainer(cfg, tmp_path / "b")
     for (name, p), q in zip(first.model.state_dict().items(), second.model.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
+    # The fine-tune's weights name the weights it started from and carry their recipe, also after a resume.
+    second.save_checkpoint()
+    resumed = Trainer(cfg, tmp_path / "b", resume=True)
+    for trainer in (second, resumed):
+        origin = torch.load(trainer.export_weights(tmp_path / "ft.pt"), weights_only=True)["recipe"]["initialised_from"]
+        assert origin["path"] == str(tmp_path / "w.pt")
+        assert origin["recipe"]["config"] == first.cfg.model_dump(mode="json")
     other = TrainConfig.model_validate({**TINY, "train": {**TINY["train"], "init_weights": str(tmp_path / "w.pt")},
                                         "model": {"d_model": 8}})
     with pytest.raises(ValueError, match="another shape"):
         Trainer(other, tmp_path / "c")
+
+
+TRAIN_CONFIGS = Path(__file__).parents[1] / "configs" / "train"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in TRAIN_CONFIGS.glob("*.toml")))
+def test_shipped_training_configs_validate(name):
+    cfg = TrainConfig.load(TRAIN_CONFIGS / name)
+    assert cfg.train.steps > 0 and cfg.data.planes

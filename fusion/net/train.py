@@ -180,6 +180,7 @@ class Trainer:
         self.best_psnr = -math.inf
         self.pool = SyntheticPool(self.recipe, cfg.train.pool_per_bucket, cfg.train.seed)
         self._val: list[dict[str, np.ndarray]] | None = None
+        self.initialised_from: dict[str, Any] | None = None  # the weights a fine-tune started from, with their recipe
         ckpt = self.out / "checkpoint.pt"
         if resume:
             if not ckpt.exists():
@@ -195,7 +196,8 @@ class Trainer:
         return {"format": CHECKPOINT_FORMAT, "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "history": self.history, "best_psnr": self.best_psnr, "pool": self.pool.state(),
-                "config": self.cfg.model_dump(mode="json"), "command": self.command}
+                "config": self.cfg.model_dump(mode="json"), "command": self.command,
+                "initialised_from": self.initialised_from}
 
     def save_checkpoint(self) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -217,6 +219,7 @@ class Trainer:
         self.best_psnr = float(state["best_psnr"])
         self._pool_state = state["pool"]
         self.command = self.command or state.get("command", "")
+        self.initialised_from = state.get("initialised_from")
 
     def _init_from(self, source: str) -> None:
         """Copy a weights file's parameters into the fresh model (same network config required)."""
@@ -231,7 +234,7 @@ class Trainer:
             raise ValueError(f"train.init_weights: {path} is a network of another shape ({payload['net_config']}); "
                              "make the [model] section match it")
         self.model.load_state_dict(payload["state_dict"])
-        self.init_recipe = {"path": str(path), "step": payload.get("recipe", {}).get("step")}
+        self.initialised_from = {"path": str(path), "recipe": payload.get("recipe")}
 
     def weights(self, validation: dict[str, float]) -> dict[str, Any]:
         """The shipped-weights payload: state dict plus everything needed to reproduce it."""
@@ -242,7 +245,7 @@ class Trainer:
                                     "validation_seeds": "2**31 + i (never drawn in training)"},
                            "command": self.command, "validation": validation, "torch": str(torch.__version__),
                            "device": self.device.type, "parameters": count_parameters(self.model),
-                           "initialised_from": getattr(self, "init_recipe", None),
+                           "initialised_from": self.initialised_from,
                            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
 
     def export_weights(self, path: str | Path, validation: dict[str, float] | None = None) -> Path:
