@@ -117,7 +117,9 @@ def event_focus(sweep: SweepData, model: FocalModel, *, min_score: int = MIN_SCO
         half = (~model.rising(cd["t"])).astype(np.int8)
         _reversals(cd["x"], cd["y"], cd["p"], cd["t"], half, best_score, best_t0, best_t1)
     ok = best_score >= min_score
-    p0, p1 = model.power_dpt(best_t0), model.power_dpt(best_t1)
+    p0, p1 = np.zeros(best_score.shape), np.zeros(best_score.shape)
+    scored = best_score >= min(min_score, 2)  # the lens' power only where it is used (a sweep's pixels are mostly
+    p0[scored], p1[scored] = model.power_dpt(best_t0[scored]), model.power_dpt(best_t1[scored])  # silent)
     d = np.where(ok, 0.5 * (p0 + p1), 0.0)
     strong = best_score >= 2  # the silence's span is only well defined between runs of several events
     silence = float(np.median(np.abs(p1 - p0)[strong])) if strong.any() else float("nan")

@@ -23,7 +23,6 @@ the frame's RGB is scaled, so its chroma keeps the source frame's blur, the limi
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -78,13 +77,22 @@ def estimate_threshold(sweep: SweepData, maps: tuple[np.ndarray, np.ndarray]) ->
     top = float(np.iinfo(np.asarray(frames[0].image).dtype).max) if np.issubdtype(
         np.asarray(frames[0].image).dtype, np.integer) else 1.0
     mx, my = maps
+    mids = np.array([_mid_us(f) for f in frames])
+    cd = sweep.cd
+    i0, i1 = np.searchsorted(cd["t"], [mids[0], mids[-1]])
+    part = cd[i0:i1]
+    # Every interval between consecutive frames counted in one pass: interval k holds mids[k] <= t < mids[k + 1].
+    interval = np.searchsorted(mids, part["t"], side="right") - 1
+    counts = np.bincount(interval * (w * h) + part["y"].astype(np.int64) * w + part["x"],
+                         weights=np.where(part["p"] > 0, 1.0, -1.0), minlength=(len(frames) - 1) * w * h)
+    counts = counts.reshape(len(frames) - 1, h, w).astype(np.float32)
+    lumas = [_luma(f.image) for f in frames]
+    usable = [(y > 0.04 * top) & (y < 0.96 * top) for y in lumas]
     ratios = []
-    for a, b in itertools.pairwise(frames):
-        s = cv2.remap(signed_counts(sweep.cd, _mid_us(a), _mid_us(b), w, h), mx, my, cv2.INTER_NEAREST,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-        ya, yb = _luma(a.image), _luma(b.image)
-        ok = (np.abs(s) >= 2) & (ya > 0.04 * top) & (yb > 0.04 * top) & (ya < 0.96 * top) & (yb < 0.96 * top)
-        ratios.append((np.log(yb[ok]) - np.log(ya[ok])) / s[ok])
+    for k in range(len(frames) - 1):
+        s = cv2.remap(counts[k], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        ok = (np.abs(s) >= 2) & usable[k] & usable[k + 1]
+        ratios.append((np.log(lumas[k + 1][ok]) - np.log(lumas[k][ok])) / s[ok])
     r = np.concatenate(ratios) if ratios else np.empty(0)
     r = r[r > 0]  # a pixel whose frames and events disagree on the direction saw something else (motion, noise)
     if r.size < MIN_PIXELS:

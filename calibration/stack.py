@@ -221,12 +221,17 @@ def _refocused_planes(sweep: SweepData, model: FocalModel, spatial: SpatialCalib
     cost 0.2 dB of colour for its 0.7 dB of luma)."""
     if targets is None and not np.isfinite(silence_dpt):
         return [], {"planes": 0, "reason": "no pixel's events timed its focus"}
+    if targets is None:
+        targets = gap_fill(powers, n_planes, MIN_GAP_FACTOR * silence_dpt)
+        if not targets:
+            return [], {"planes": 0, "reason": "no gap between frames wider than the events' depth of field",
+                        "min_gap_dpt": MIN_GAP_FACTOR * silence_dpt}
     threshold = estimate_threshold(sweep, reference)
     if threshold is None:
         return [], {"planes": 0, "reason": "too few pixels changed between frames to read the contrast threshold"}
     we, he = sweep.event_geometry
     added = []
-    for target in targets if targets is not None else gap_fill(powers, n_planes, MIN_GAP_FACTOR * silence_dpt):
+    for target in targets:
         src = int(np.argmin(np.abs(powers - target)))  # the bracketing frame nearer in power
         frame_index = records[src]["frames"][0]
         t_from = records[src]["t_mid_us"][0]
@@ -287,7 +292,8 @@ def _event_planes(sweep: SweepData, spatial: SpatialCalibration, breathing: Brea
     for i, power in enumerate(plane_powers):
         mx, my, area = event_maps(spatial, breathing, float(power))
         for p in range(2):  # one channel at a time: cheaper than a 2-channel remap of the same pixels
-            cv2.multiply(cv2.remap(counts[i, p], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                   borderValue=0.0), area, dst=out[i, p])
+            cv2.remap(counts[i, p], mx, my, cv2.INTER_LINEAR, dst=out[i, p], borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=0.0)
+            cv2.multiply(out[i, p], area, dst=out[i, p])  # in place: no fresh pages to fault in per plane
     return out, np.bincount(k[k >= 0], minlength=n).tolist(), int(np.count_nonzero(k < 0))
 
