@@ -10,6 +10,7 @@ and the process then exits with 128 + the signal's number, as a shell reports a 
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -36,19 +37,46 @@ def exit_status(signum: int) -> int:
 def handling(handler: Callable[[int], None], signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
     """Call ``handler(signum)`` for each of ``signals`` while the block runs, then restore the previous handlers.
 
-    Python runs signal handlers on the main thread only; from any other thread this installs nothing (the
-    process's main thread owns its signals). ``handler`` runs between two bytecodes of whatever the main thread
-    is doing: it must only set flags and ask for a stop, never unwind or block.
+    The handler runs on a watcher thread of its own, never inside the signal handler: a Python signal handler runs
+    between two bytecodes of the main thread, so one that takes a lock the main thread holds at that moment (an
+    ``Event.set`` while the main thread is inside ``Event.wait``, a ``request_stop`` while it reads the engine's
+    status) waits for itself forever. The interpreter's C-level handler writes each signal's number to a pipe
+    (``signal.set_wakeup_fd``), even while the main thread is inside C++ (Qt's event loop); the watcher reads it
+    and calls ``handler``, which should ask the running work to stop rather than do it.
+
+    Signals belong to the main thread: from any other thread this installs nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, lambda signum, _frame: handler(signum)) for s in signals}
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    previous = {s: signal.signal(s, _record_only) for s in signals}
+    wanted = {int(s) for s in signals}
+
+    def watch() -> None:
+        while data := os.read(read_fd, 64):  # b"" once the block has ended and closed the write end
+            for signum in data:
+                if signum in wanted:
+                    handler(signum)
+
+    watcher = threading.Thread(target=watch, name="stop-signal watcher", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(write_fd)
+        watcher.join(5.0)
+        os.close(read_fd)
+
+
+def _record_only(_signum: int, _frame: object) -> None:
+    """The Python-level handler: nothing (installing it makes the interpreter catch the signal and write it to the
+    wakeup pipe, where :func:`handling`'s watcher picks it up)."""
 
 
 class StopSignal:

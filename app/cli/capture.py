@@ -9,6 +9,7 @@ signal's number when a signal stopped it (130 for Ctrl-C, 143 for SIGTERM), 2 fa
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -123,13 +124,16 @@ class CaptureStop:
         self.signum: int | None = None
         self.engine: CaptureEngine | None = None
         self._presses = 0
+        self._lock = threading.Lock()  # signals arrive on the watcher thread (app.termination.handling)
 
     def __call__(self, signum: int) -> None:
-        self.signum = int(signum)
-        if signum == signal.SIGINT:
-            self._presses += 1
-        if self.engine is not None:
-            self._apply(self.engine)
+        with self._lock:
+            self.signum = int(signum)
+            if signum == signal.SIGINT:
+                self._presses += 1
+            engine = self.engine
+        if engine is not None:
+            self._apply(engine)
 
     def _apply(self, engine: CaptureEngine) -> None:
         assert self.signum is not None
@@ -147,10 +151,11 @@ class CaptureStop:
         """Run ``engine`` with progress on the terminal, stoppable by the signals above."""
         from capture.engine import EngineStatus
 
-        if self.signum is not None:  # stopped while the devices were being opened: do not start
-            return EngineStatus(state="finished", exit_status="aborted",
-                                reason=f"stopped by {signal_name(self.signum)} before the capture began")
-        self.engine = engine
+        with self._lock:  # a signal either sees the engine or keeps it from starting, never neither
+            if self.signum is not None:  # stopped while the devices were being opened: do not start
+                return EngineStatus(state="finished", exit_status="aborted",
+                                    reason=f"stopped by {signal_name(self.signum)} before the capture began")
+            self.engine = engine
         return run_with_progress(engine)
 
 

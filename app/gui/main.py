@@ -237,8 +237,8 @@ def _watch_stop_signals(window: MainWindow, stop: StopSignal) -> QTimer:
     """Ctrl-C, SIGTERM and SIGHUP end the window as its Quit does: capture stopped (a recording finalised as
     ``aborted`` naming the signal), lens released, exit status 128 + the signal's number.
 
-    Python runs a signal handler only when the interpreter gets control, which Qt's C++ event loop never gives
-    it by itself: this timer does, every 100 ms, and acts on the signal on the GUI thread, outside any handler.
+    The signal is recorded by :func:`app.termination.handling`'s watcher thread; this timer acts on it on the GUI
+    thread, every 100 ms, where widgets may be touched.
     """
     timer = QTimer(window)
 
