@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from capture.focal_stack import FocalStack
-from capture.stack_folders import write_image
+from capture.stack_folders import write_images
 from fusion.engine import FusionResult
 
 #: kind → (file name in a single-stack folder, sub-folder in the seed dataset layout)
@@ -91,16 +91,18 @@ def write_outputs(result: FusionResult, stack: FocalStack, out_dir: str | Path, 
     p0, p1 = float(stack.focal_powers_dpt[0]), float(stack.focal_powers_dpt[-1])
     paths = {kind: _path(out_dir, kind, stem) for kind in _NAMES if kind != "depth_events_npy" or
              stack.has_event_focus}
-    write_image(paths["fused"], result.all_in_focus)
-    write_image(paths["fused_gray"], _gray(result.all_in_focus))
-    write_image(paths["focal_index"], _to_u16(result.focal_index, 0.0, n - 1.0))
+    unit = "index" if stack.meta.get("focal_powers") == "indices" else "dpt"
+    write_images([
+        (paths["fused"], result.all_in_focus),
+        (paths["fused_gray"], _gray(result.all_in_focus)),
+        (paths["focal_index"], _to_u16(result.focal_index, 0.0, n - 1.0)),
+        (paths["focal_index_color"], colorize(result.focal_index, 0.0, n - 1.0, "plane", fmt="{:.1f}")),
+        (paths["depth"], _to_u16(result.depth_dpt, p0, p1)),
+        (paths["depth_color"], colorize(result.depth_dpt, p0, p1, unit)),
+        (paths["confidence"], (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8)),
+    ])
     paths["focal_index_npy"].parent.mkdir(parents=True, exist_ok=True)
     np.save(paths["focal_index_npy"], result.focal_index.astype(np.float32))
-    write_image(paths["focal_index_color"], colorize(result.focal_index, 0.0, n - 1.0, "plane", fmt="{:.1f}"))
-    write_image(paths["depth"], _to_u16(result.depth_dpt, p0, p1))
-    unit = "index" if stack.meta.get("focal_powers") == "indices" else "dpt"
-    write_image(paths["depth_color"], colorize(result.depth_dpt, p0, p1, unit))
-    write_image(paths["confidence"], (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
     if stack.has_event_focus:  # the events' own depth, NaN where they cannot tell (depth.png merges it)
         paths["depth_events_npy"].parent.mkdir(parents=True, exist_ok=True)
         np.save(paths["depth_events_npy"], stack.event_focus_dpt.astype(np.float32))
