@@ -106,22 +106,6 @@ def estimate_threshold(sweep: SweepData, maps: tuple[np.ndarray, np.ndarray]) ->
     return Threshold(float(np.median(r)), int(r.size))
 
 
-def gap_fill(powers: np.ndarray, n_total: int, min_gap_dpt: float = 0.0) -> list[float]:
-    """Powers for up to ``n_total − len(powers)`` new planes: each splits the widest gap left (ties: the lower one),
-    as long as that gap is wider than ``min_gap_dpt``."""
-    planes = sorted(float(p) for p in powers)
-    added: list[float] = []
-    while len(planes) < n_total and len(planes) >= 2:
-        gaps = np.diff(planes)
-        i = int(np.argmax(gaps))
-        if gaps[i] <= min_gap_dpt:
-            break
-        mid = 0.5 * (planes[i] + planes[i + 1])
-        planes.insert(i + 1, mid)
-        added.append(mid)
-    return sorted(added)
-
-
 def time_at_power(model: FocalModel, power_dpt: float, t_near_us: float) -> float:
     """When, on the same sweep half as ``t_near_us``, the lens was at ``power_dpt`` (the nearest such moment; the
     end of the half when the power is beyond its reach)."""
@@ -141,17 +125,3 @@ def time_at_power(model: FocalModel, power_dpt: float, t_near_us: float) -> floa
         frac = 0.0 if span == 0 else (power_dpt - d[j]) / span
         return float(ts[j] + frac * (ts[j + 1] - ts[j]))
     return float(ts[cand[np.argmin(np.abs(d[cand] - power_dpt))]])
-
-
-def refocus(image: np.ndarray, counts_rgb: np.ndarray, c: float) -> np.ndarray:
-    """``image`` re-timed by signed event counts already in its pixel grid: × exp(c·counts); saturated pixels kept."""
-    dtype = image.dtype
-    top = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
-    gain = np.exp(np.float32(c) * counts_rgb)
-    f = image.astype(np.float32)
-    out = f * (gain[..., None] if f.ndim == 3 else gain)
-    saturated = (f.max(axis=-1) if f.ndim == 3 else f) >= 0.98 * top
-    out[saturated] = f[saturated]
-    if np.issubdtype(dtype, np.integer):
-        return np.clip(np.rint(out), 0, top).astype(dtype)
-    return np.clip(out, 0.0, top).astype(dtype)

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from capture.focal_stack import FocalStack
+from capture.refocus_model import gap_fill, refocus
 from drivers.sim.esim import EventSensorModel
 from drivers.sim.exposure import SensorNoise, _srgb_encode
 from drivers.sim.optics import DefocusRenderer, SweepOptics
@@ -50,7 +51,7 @@ def synthetic_stack(seed: int, *, size: tuple[int, int] = (128, 128), n_planes: 
                     blur_px_per_dpt: float | None = None, breathing_per_dpt: float | None = None,
                     event_substeps: int = 4, slant_probability: float = 0.2,
                     plane_fractions: np.ndarray | None = None, light_e: float | None = None,
-                    texture_contrast: float = 1.0) -> FocalStack:
+                    texture_contrast: float = 1.0, refocused: int = 0) -> FocalStack:
     """A deterministic synthetic focal stack (N, H, W, 3) uint8 with events (N, 2, H, W) uint16 and ground truth.
 
     ``size`` is (W, H). Layer depths are drawn in ``depth_range_dpt``; the sweep spans the drawn scene's depth
@@ -61,8 +62,12 @@ def synthetic_stack(seed: int, *, size: tuple[int, int] = (128, 128), n_planes: 
     feed the event sensor. ``plane_fractions`` (ascending in [0, 1], one per plane) places the planes inside the
     sweep instead of uniformly — e.g. :func:`sweep_fractions`, the frames of a sine sweep; ``light_e`` is the
     photo-electrons of white (the camera's gain keeps white at full scale: low light is noisier, not darker);
-    ``texture_contrast`` < 1 pulls every texture towards its mean (weak texture). Everything drawn is recorded
-    in ``meta["recipe"]``.
+    ``texture_contrast`` < 1 pulls every texture towards its mean (weak texture). ``refocused`` planes are added
+    as a recording's stack adds them where frames are sparse (needs events): each splits the widest gap between
+    planes, made from the frame below it by the signed events of a sensor watching the lens move from that frame's
+    power to the gap's middle (:func:`capture.refocus_model.refocus`, with a threshold read 5–25 % low, as a
+    recording's own estimate reads it), marked ``kind: refocused`` in ``meta["planes"]``. Everything drawn is
+    recorded in ``meta["recipe"]``.
     """
     width, height = size
     if n_planes < 2:
@@ -108,16 +113,53 @@ def synthetic_stack(seed: int, *, size: tuple[int, int] = (128, 128), n_planes: 
     aif_linear = scene.radiance
     frames, aif, camera_recipe = _camera(linear, aif_linear, noise, rng, light_e)
     recipe.update(camera_recipe)
+    meta: dict = {"source": "fusion.synthetic", "recipe": recipe}
+    if refocused and with_events:
+        powers, frames, linear, planes = _add_refocused(renderer, powers, frames, linear, refocused,
+                                                        breathing_estimate, np.random.default_rng([seed, 1]))
+        meta["planes"] = planes
+        recipe["refocused"] = [p["powers_dpt"][0] for p in planes if p["kind"] == "refocused"]
 
     ground_truth = {"all_in_focus": aif, "depth_dpt": scene.depth.astype(np.float32),
                     "focal_index": best_plane_labels(_encode(linear), _encode(aif_linear), scene.depth, powers)}
     events = None
     if with_events:
         events, event_recipe = _events(renderer, powers, event_substeps, breathing_estimate, rng,
-                                       uniform=plane_fractions is None)
+                                       uniform=plane_fractions is None and not refocused)
         recipe.update(event_recipe)
-    return FocalStack(frames, powers, events, ground_truth, {"source": "fusion.synthetic", "recipe": recipe},
-                      f"synthetic-{seed}")
+    return FocalStack(frames, powers, events, ground_truth, meta, f"synthetic-{seed}")
+
+
+def _add_refocused(renderer: DefocusRenderer, powers: np.ndarray, frames: np.ndarray, linear: np.ndarray,
+                   count: int, breathing_estimate: float, rng: np.random.Generator,
+                   substeps: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+    """``count`` refocused planes in the widest gaps (see :func:`synthetic_stack`); the labels' linear renders
+    are the true ones at the new powers (what a refocused plane stands for). Returns sorted powers, frames,
+    linear renders and each plane's record."""
+    h, w = renderer.scene.height, renderer.scene.width
+    threshold = float(rng.uniform(0.15, 0.45))
+    estimate = threshold * float(rng.uniform(0.75, 0.95))
+    records = [{"kind": "frame", "powers_dpt": [float(d)]} for d in powers]
+    added = []
+    for target in gap_fill(powers, powers.size + count):
+        src = int(np.searchsorted(powers, target)) - 1
+        sensor = EventSensorModel(w, h, threshold=threshold, sigma=threshold * 0.05, seed=int(rng.integers(2**31)))
+        path = np.linspace(powers[src], target, substeps + 1)
+        ev = np.concatenate([sensor.step(renderer.render_log_luma(float(d)), j * 100.0) for j, d in enumerate(path)])
+        signed = np.bincount(ev["y"].astype(np.int64) * w + ev["x"], weights=np.where(ev["p"] > 0, 1.0, -1.0),
+                             minlength=w * h).reshape(h, w).astype(np.float32)
+        counts = _unbreathe(signed, renderer.optics, breathing_estimate, float(powers[src]), cv2.INTER_NEAREST)
+        render = _unbreathe(renderer.render_rgb(float(target)), renderer.optics, breathing_estimate, float(target),
+                            cv2.INTER_LINEAR)
+        added.append((float(target), refocus(frames[src], counts, estimate), render,
+                      {"kind": "refocused", "powers_dpt": [float(target)], "from_power_dpt": float(powers[src]),
+                       "threshold": estimate}))
+    all_powers = np.concatenate([powers, [a[0] for a in added]])
+    order = np.argsort(all_powers, kind="stable")
+    stacked = (np.concatenate([frames, np.stack([a[1] for a in added])]) if added else frames)[order]
+    renders = (np.concatenate([linear, np.stack([a[2] for a in added])]) if added else linear)[order]
+    planes = [(records + [a[3] for a in added])[i] for i in order]
+    return all_powers[order], stacked, renders, planes
 
 
 def best_plane_labels(stack: np.ndarray, all_in_focus: np.ndarray, depth_dpt: np.ndarray,

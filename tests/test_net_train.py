@@ -188,3 +188,16 @@ TRAIN_CONFIGS = Path(__file__).parents[1] / "configs" / "train"
 def test_shipped_training_configs_validate(name):
     cfg = TrainConfig.load(TRAIN_CONFIGS / name)
     assert cfg.train.steps > 0 and cfg.data.planes
+
+
+def test_the_recipe_draws_stacks_with_refocused_planes_of_the_planes_asked():
+    """A refocused spec keeps its plane count (the batch buckets by it): frames plus refocused planes."""
+    from fusion.net.data import SampleSpec
+
+    recipe = DataRecipe(size=24, planes=(6,), event_substeps=1, refocused=1.0)
+    specs = [recipe.draw_spec(np.random.default_rng(i)) for i in range(6)]
+    assert all(s.refocused in (1, 2) and s.frames == 6 - s.refocused for s in specs)
+    assert all(SampleSpec.from_list(s.to_list()) == s for s in specs)
+    assert SampleSpec.from_list([5, 8, [0.1, 0.2], "uniform", 0.0, None, 1.0]).refocused == 0  # 7-field states
+    sample = recipe.render(specs[0])
+    assert sample["luma"].shape == (6, 24, 24) and sample["events"].shape[0] == 6

@@ -70,7 +70,7 @@ class SampleSpec:
     ``sampling``: "uniform" planes, or the frames of a sine sweep over a "period" (both halves interleaved) or its
     rising "half", starting at ``phase`` of a frame interval — the frame-true stacks a recording gives. ``light_e``
     (photo-electrons of white; None: the default bright camera) and ``contrast`` (texture contrast) make low-light
-    and weak-texture stacks.
+    and weak-texture stacks. ``refocused`` of the ``n_planes`` are planes refocused by the events between frames.
     """
 
     seed: int
@@ -80,23 +80,28 @@ class SampleSpec:
     phase: float = 0.0
     light_e: float | None = None
     contrast: float = 1.0
+    refocused: int = 0
+
+    @property
+    def frames(self) -> int:
+        return self.n_planes - self.refocused
 
     def plane_fractions(self) -> np.ndarray | None:
         if self.sampling == "uniform":
             return None
-        return sweep_fractions(self.n_planes, self.phase, "half" if self.sampling == "half" else "period")
+        return sweep_fractions(self.frames, self.phase, "half" if self.sampling == "half" else "period")
 
     def to_list(self) -> list:
         return [self.seed, self.n_planes, list(self.margin_dpt), self.sampling, self.phase, self.light_e,
-                self.contrast]
+                self.contrast, self.refocused]
 
     @classmethod
     def from_list(cls, v: list) -> SampleSpec:
-        """From :meth:`to_list` (a pool state; states saved before the sampling fields hold only the first 3)."""
-        extra = v[3:] + [None] * (7 - len(v))
+        """From :meth:`to_list` (a pool state; older states hold only the first 3 or 7 fields)."""
+        extra = v[3:] + [None] * (8 - len(v))
         return cls(int(v[0]), int(v[1]), (float(v[2][0]), float(v[2][1])), extra[0] or "uniform",
                    float(extra[1] or 0.0), None if extra[2] is None else float(extra[2]),
-                   float(1.0 if extra[3] is None else extra[3]))
+                   float(1.0 if extra[3] is None else extra[3]), int(extra[4] or 0))
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,8 @@ class DataRecipe:
 
     ``sweep_sampling`` of the stacks are frame-true sine-sweep samplings (their frames' non-uniform powers, both
     sweep halves in 70 % of them), ``low_light`` are lit with 150..3,000 photo-electrons for white (log-uniform),
-    ``weak_texture`` have their textures at 10..40 % contrast.
+    ``weak_texture`` have their textures at 10..40 % contrast, ``refocused`` of those with 6 planes or more have
+    one or two of them refocused by the events between frames (as a recording's sparse sweep is stacked).
     """
 
     size: int = 128
@@ -117,12 +123,13 @@ class DataRecipe:
     sweep_sampling: float = 0.0
     low_light: float = 0.0
     weak_texture: float = 0.0
+    refocused: float = 0.0
 
     def render(self, spec: SampleSpec) -> dict[str, np.ndarray]:
-        stack = synthetic_stack(spec.seed, size=(self.size, self.size), n_planes=spec.n_planes,
+        stack = synthetic_stack(spec.seed, size=(self.size, self.size), n_planes=spec.frames,
                                 depth_range_dpt=self.depth_range_dpt, sweep_margin_dpt=spec.margin_dpt,
                                 event_substeps=self.event_substeps, plane_fractions=spec.plane_fractions(),
-                                light_e=spec.light_e, texture_contrast=spec.contrast)
+                                light_e=spec.light_e, texture_contrast=spec.contrast, refocused=spec.refocused)
         return sample_arrays(stack)
 
     def draw_spec(self, rng: np.random.Generator, n_planes: int | None = None) -> SampleSpec:
@@ -130,7 +137,7 @@ class DataRecipe:
         margins = rng.uniform(0.0, self.margin_max_dpt, 2) * (rng.random() < 0.7)
         seed = int(rng.integers(0, VALIDATION_SEED_BASE))
         spec = SampleSpec(seed, n, (float(margins[0]), float(margins[1])))
-        if not (self.sweep_sampling or self.low_light or self.weak_texture):
+        if not (self.sweep_sampling or self.low_light or self.weak_texture or self.refocused):
             return spec  # the original recipe draws nothing more (its pools and runs stay reproducible)
         sampling = "uniform"
         phase = 0.0
@@ -140,7 +147,10 @@ class DataRecipe:
             phase = float(rng.uniform(0.02, 0.48) + 0.5 * (rng.random() < 0.5))
         light = float(np.exp(rng.uniform(np.log(150.0), np.log(3000.0)))) if rng.random() < self.low_light else None
         contrast = float(rng.uniform(0.1, 0.4)) if rng.random() < self.weak_texture else 1.0
-        return SampleSpec(seed, n, spec.margin_dpt, sampling, phase, light, contrast)
+        refocused = 0
+        if self.refocused and n >= 6 and rng.random() < self.refocused:  # no draw without it: older runs replay
+            refocused = int(rng.integers(1, 3))
+        return SampleSpec(seed, n, spec.margin_dpt, sampling, phase, light, contrast, refocused)
 
 
 def sample_arrays(stack: FocalStack) -> dict[str, np.ndarray]:

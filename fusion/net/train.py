@@ -79,6 +79,7 @@ class DataSection(_Strict):
     sweep_sampling: float = Field(0.0, ge=0, le=1, description="share of frame-true sine-sweep stacks")
     low_light: float = Field(0.0, ge=0, le=1, description="share of low-light stacks")
     weak_texture: float = Field(0.0, ge=0, le=1, description="share of weak-texture stacks")
+    refocused: float = Field(0.0, ge=0, le=1, description="share of stacks (N >= 6) with event-refocused planes")
 
 
 #: ``[model]``: exactly NetConfig's fields and defaults (one definition; unknown keys are still errors).
@@ -112,7 +113,7 @@ class TrainConfig(_Strict):
     def recipe(self) -> DataRecipe:
         d = self.data
         return DataRecipe(d.size, tuple(d.planes), d.margin_max_dpt, tuple(d.depth_range_dpt), d.event_substeps,
-                          d.event_dropout, d.sweep_sampling, d.low_light, d.weak_texture)
+                          d.event_dropout, d.sweep_sampling, d.low_light, d.weak_texture, d.refocused)
 
     def net_config(self) -> NetConfig:
         return NetConfig(**self.model.model_dump())
