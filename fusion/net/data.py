@@ -110,8 +110,8 @@ class DataRecipe:
 
     ``sweep_sampling`` of the stacks are frame-true sine-sweep samplings (their frames' non-uniform powers, both
     sweep halves in 70 % of them), ``low_light`` are lit with 150..3,000 photo-electrons for white (log-uniform),
-    ``weak_texture`` have their textures at 10..40 % contrast, ``refocused`` of those with 6 planes or more have
-    one or two of them refocused by the events between frames (as a recording's sparse sweep is stacked).
+    ``weak_texture`` have their textures at 10..40 % contrast, ``refocused`` of those with 6 to 9 planes (the sparse
+    sweeps where a recording's stack gets them) have one or two of them refocused by the events between frames.
     """
 
     size: int = 128
@@ -148,7 +148,7 @@ class DataRecipe:
         light = float(np.exp(rng.uniform(np.log(150.0), np.log(3000.0)))) if rng.random() < self.low_light else None
         contrast = float(rng.uniform(0.1, 0.4)) if rng.random() < self.weak_texture else 1.0
         refocused = 0
-        if self.refocused and n >= 6 and rng.random() < self.refocused:  # no draw without it: older runs replay
+        if self.refocused and 6 <= n <= 9 and rng.random() < self.refocused:  # no draw without it: old runs replay
             refocused = int(rng.integers(1, 3))
         return SampleSpec(seed, n, spec.margin_dpt, sampling, phase, light, contrast, refocused)
 

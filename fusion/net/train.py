@@ -79,7 +79,7 @@ class DataSection(_Strict):
     sweep_sampling: float = Field(0.0, ge=0, le=1, description="share of frame-true sine-sweep stacks")
     low_light: float = Field(0.0, ge=0, le=1, description="share of low-light stacks")
     weak_texture: float = Field(0.0, ge=0, le=1, description="share of weak-texture stacks")
-    refocused: float = Field(0.0, ge=0, le=1, description="share of stacks (N >= 6) with event-refocused planes")
+    refocused: float = Field(0.0, ge=0, le=1, description="share of sparse stacks (6..9 planes) refocused")
 
 
 #: ``[model]``: exactly NetConfig's fields and defaults (one definition; unknown keys are still errors).
