@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.cli.calibration import BoardOpt, BreathingOpt, FormatOpt, GuardOpt, MinViewsOpt, StackSweepOpt
 from app.cli.common import console, err_console, friendly_errors, parse_board
 from app.cli.fusion import BlendOpt, ExposureOpt
 
@@ -43,6 +44,8 @@ SchedulerOpt = Annotated[str | None, typer.Option(
          "workers need focalrig installed and must see the recordings and OUT at the same paths.")]
 #: Rows listed one by one in the summary table; beyond this only the failed ones are (summary.json has all).
 TABLE_ROWS = 40
+CalibOpt = Annotated[Path | None, typer.Option("--calib", help="Calibration JSON for every recording (default: the "
+                                               "one each recording was captured with).")]
 
 
 def _run(kind: str, settings: Any, paths: list[str], out: Path, workers: int | None, threads: int,
@@ -146,8 +149,7 @@ def _print_table(kind: str, rows: list[dict[str, Any]], summary: Path) -> None:
 def batch_fuse(
     paths: PathsArg,
     out: OutOpt,
-    calib: Annotated[Path | None, typer.Option("--calib", help="Calibration JSON for every recording (default: "
-                                               "the one each recording was captured with).")] = None,
+    calib: CalibOpt = None,
     sweep: Annotated[list[int] | None, typer.Option("--sweep", help="Sweep index to fuse (repeatable; default: "
                                                     "every sweep).")] = None,
     planes: Annotated[int | None, typer.Option("--planes", min=2, show_default=False,
@@ -192,16 +194,14 @@ def batch_fuse(
 def batch_stack(
     paths: PathsArg,
     out: OutOpt,
-    calib: Annotated[Path | None, typer.Option("--calib", help="Calibration JSON for every recording (default: "
-                                               "the one each recording was captured with).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="eventstackmff (PNG folders) or npz (lossless counts).")]
-    = "eventstackmff",
+    calib: CalibOpt = None,
+    fmt: FormatOpt = "eventstackmff",
     planes: Annotated[int | None, typer.Option(min=2, show_default=False,
                                                help="Most planes per stack (default: each recording's plan).")] = None,
     span: Annotated[str | None, typer.Option(show_default=False, help="period or half (default: each recording's "
                                                                        "plan).")] = None,
-    sweep: Annotated[list[int] | None, typer.Option(help="Sweep index to export (repeatable; default all).")] = None,
-    guard: Annotated[float, typer.Option(help="Fraction of the range dropped at each turnaround.")] = 0.05,
+    sweep: StackSweepOpt = None,
+    guard: GuardOpt = 0.05,
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = 1,
     scheduler: SchedulerOpt = None,
@@ -225,11 +225,10 @@ def batch_calibrate(
     out: OutOpt,
     target: Annotated[Path | None, typer.Option(help="Blinking-chessboard recording for the event→RGB geometry of "
                                                      "every calibration.")] = None,
-    board: Annotated[str, typer.Option(help="Chessboard inner corners, COLSxROWS.")] = "9x6",
+    board: BoardOpt = "9x6",
     sweeps: Annotated[int, typer.Option(help="Sweeps of each recording used for lag and breathing.", min=1)] = 5,
-    min_views: Annotated[int, typer.Option(help="Views needed to estimate intrinsics/distortion.", min=3)] = 8,
-    breathing: Annotated[bool, typer.Option("--breathing/--no-breathing",
-                                            help="Estimate focus breathing from the sweeps' frames.")] = True,
+    min_views: MinViewsOpt = 8,
+    breathing: BreathingOpt = True,
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = 1,
     scheduler: SchedulerOpt = None,

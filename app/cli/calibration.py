@@ -10,6 +10,17 @@ import typer
 
 from app.cli.common import BarListener, console, friendly_errors, parse_board, progress
 
+#: Options ``focalrig batch calibrate`` / ``batch stack`` share with the single commands.
+BoardOpt = Annotated[str, typer.Option("--board", help="Chessboard inner corners, COLSxROWS.")]
+MinViewsOpt = Annotated[int, typer.Option("--min-views", help="Views needed to estimate intrinsics/distortion.",
+                                          min=3)]
+BreathingOpt = Annotated[bool, typer.Option("--breathing/--no-breathing",
+                                            help="Estimate focus breathing from the sweeps' frames.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="eventstackmff (PNG folders) or npz (lossless counts).")]
+StackSweepOpt = Annotated[list[int] | None, typer.Option("--sweep", help="Sweep index to export (repeatable; "
+                                                                          "default all).")]
+GuardOpt = Annotated[float, typer.Option("--guard", help="Fraction of the range dropped at each turnaround.")]
+
 
 def calibrate(
     rec: Annotated[Path, typer.Argument(help="Recording folder: sweeps of a static textured (planar) scene for lag "
@@ -17,11 +28,10 @@ def calibrate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Calibration JSON to write.")],
     target: Annotated[Path | None, typer.Option(help="Blinking-chessboard recording for the event→RGB geometry "
                                                      "(default: REC itself when it has no sweeps).")] = None,
-    board: Annotated[str, typer.Option(help="Chessboard inner corners, COLSxROWS.")] = "9x6",
+    board: BoardOpt = "9x6",
     sweeps: Annotated[int, typer.Option(help="Sweeps of REC used for lag and breathing.", min=1)] = 5,
-    min_views: Annotated[int, typer.Option(help="Views needed to estimate intrinsics/distortion.", min=3)] = 8,
-    breathing: Annotated[bool, typer.Option("--breathing/--no-breathing",
-                                            help="Estimate focus breathing from the sweeps' frames.")] = True,
+    min_views: MinViewsOpt = 8,
+    breathing: BreathingOpt = True,
     report: Annotated[Path | None, typer.Option(help="PNG report (default: OUT with .png).")] = None,
 ) -> None:
     """Calibrate a rig: event→RGB homography (+ intrinsics), lens lag, focus breathing; writes JSON + PNG report."""
@@ -41,17 +51,15 @@ def stack(
     rec: Annotated[Path, typer.Argument(help="Recording folder.")],
     calib: Annotated[Path, typer.Option("--calib", help="Calibration JSON (focalrig calibrate).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    fmt: Annotated[str, typer.Option("--format", help="eventstackmff (PNG folders) or npz (lossless counts).")]
-    = "eventstackmff",
+    fmt: FormatOpt = "eventstackmff",
     planes: Annotated[int | None, typer.Option(help="Most planes per stack; each plane is a frame at its own focal "
                                                     "power (default: the recording's plan).", min=2,
                                                show_default=False)] = None,
     span: Annotated[str | None, typer.Option(help="Frames a stack takes from its sweep: period (both halves) or "
                                                   "half (the rising half; default: the recording's plan).",
                                              show_default=False)] = None,
-    sweep: Annotated[list[int] | None, typer.Option(help="Sweep index to export (repeatable; default all).")]
-    = None,
-    guard: Annotated[float, typer.Option(help="Fraction of the range dropped at each turnaround.")] = 0.05,
+    sweep: StackSweepOpt = None,
+    guard: GuardOpt = 0.05,
 ) -> None:
     """Aligned RGB + event focal stacks of a recording's sweeps, one stack per sweep."""
     from app.jobs.stack import StackSettings, stack_recording
