@@ -84,7 +84,9 @@ def run_task(task: Task) -> dict[str, Any]:
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # another run of the same job landed first: keep its copy
             return row_of(task, "skipped", "done meanwhile by another run of the same job")
-        _sync_dir(task.out)
+        from capture.recording.metadata import fsync_dir
+
+        fsync_dir(task.out)
         return row_of(task, "done", str(report.get("summary", "")), notes=keeper.notes,
                       seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - cpu0, **worker_figures())
     except Exception as exc:
@@ -180,23 +182,15 @@ def _write_provenance(task: Task, folder: Path, report: dict[str, Any], notes: l
 
 def _sync_tree(folder: Path) -> None:
     """fsync every file and folder under ``folder``, so the rename publishes data that is on disk."""
+    from capture.recording.metadata import fsync_dir
+
     for path in sorted(folder.rglob("*"), reverse=True):
         if path.is_file():
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
         elif path.is_dir():
-            _sync_dir(path)
-    _sync_dir(folder)
-
-
-def _sync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            fsync_dir(path)
+    fsync_dir(folder)
 
 
 def _utc_now() -> str:

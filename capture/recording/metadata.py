@@ -53,7 +53,8 @@ def git_state(repo: Path) -> dict[str, Any]:
         return {}
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, so a rename or a new file in it is on disk (POSIX; elsewhere nothing to do)."""
     if os.name != "posix":
         return
     fd = os.open(path, os.O_RDONLY)
@@ -72,7 +73,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _jsonable(value: Any) -> Any:
