@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from calibration.temporal import FocalModel
+from capture.refocus_model import interval_counts
 from capture.sweep import SweepData
 from drivers.camera import Frame
 
@@ -55,18 +56,6 @@ def _mid_us(frame: Frame) -> float:
     return 0.5 * (frame.exposure_start_us + frame.exposure_end_us)
 
 
-def signed_counts(cd: np.ndarray, t_from_us: float, t_to_us: float, width: int, height: int) -> np.ndarray:
-    """ON − OFF events per event pixel fired between two moments (H, W) float32; negative when ``t_to`` comes
-    first (going back in time undoes the change)."""
-    a, b = sorted((t_from_us, t_to_us))
-    i0, i1 = np.searchsorted(cd["t"], [a, b])
-    part = cd[i0:i1]
-    signed = np.where(part["p"] > 0, 1.0, -1.0)
-    flat = np.bincount(part["y"].astype(np.int64) * width + part["x"], weights=signed, minlength=width * height)
-    counts = flat.reshape(height, width).astype(np.float32)
-    return counts if t_to_us >= t_from_us else -counts
-
-
 def _luma(image: np.ndarray) -> np.ndarray:
     f = np.asarray(image, np.float32)
     return f @ _LUMA if f.ndim == 3 else f
@@ -83,15 +72,7 @@ def estimate_threshold(sweep: SweepData, maps: tuple[np.ndarray, np.ndarray]) ->
     rows, cols = np.asarray(frames[0].image).shape[:2]
     step = max(1, math.ceil(math.sqrt(rows * cols / SAMPLE_PIXELS)))
     mx, my = maps[0][::step, ::step], maps[1][::step, ::step]
-    mids = np.array([_mid_us(f) for f in frames])
-    cd = sweep.cd
-    i0, i1 = np.searchsorted(cd["t"], [mids[0], mids[-1]])
-    part = cd[i0:i1]
-    # Every interval between consecutive frames counted in one pass: interval k holds mids[k] <= t < mids[k + 1].
-    interval = np.searchsorted(mids, part["t"], side="right") - 1
-    counts = np.bincount(interval * (w * h) + part["y"].astype(np.int64) * w + part["x"],
-                         weights=np.where(part["p"] > 0, 1.0, -1.0), minlength=(len(frames) - 1) * w * h)
-    counts = counts.reshape(len(frames) - 1, h, w).astype(np.float32)
+    counts = interval_counts(sweep.cd, [_mid_us(f) for f in frames], w, h)  # every pair of frames in one pass
     lumas = [_luma(np.asarray(f.image)[::step, ::step]) for f in frames]
     usable = [(y > 0.04 * top) & (y < 0.96 * top) for y in lumas]
     ratios = []

@@ -30,10 +30,10 @@ from numba import njit
 from calibration.event_focus import event_focus, focus_in_rgb
 from calibration.event_grid import event_maps
 from calibration.model import Breathing, Calibration, CalibrationError, SpatialCalibration
-from calibration.refocus import estimate_threshold, signed_counts, time_at_power
+from calibration.refocus import estimate_threshold, time_at_power
 from calibration.temporal import FocalBins, FocalModel, assign_focal_index, frame_powers
 from capture.focal_stack import FocalStack
-from capture.refocus_model import gap_fill, refocus
+from capture.refocus_model import gap_fill, refocus, signed_counts
 from capture.sweep import SweepData
 
 StackSpan = Literal["period", "half"]

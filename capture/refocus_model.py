@@ -2,9 +2,9 @@
 
 An event camera pixel fires each time its log brightness moves by its contrast threshold C, ON when it rises, so a
 frame multiplied pixel by pixel by exp(C·(ON − OFF)) over the events up to another moment shows the scene as it was
-then. :func:`refocus` applies that; :func:`gap_fill` says where planes between frames are worth synthesising.
-Recordings get their threshold and counts from :mod:`calibration.refocus`; :mod:`fusion.synthetic` from its
-simulated sensor.
+then. :func:`signed_counts` takes ON − OFF from events, :func:`refocus` applies it to a frame, and :func:`gap_fill`
+says where planes between frames are worth synthesising. Recordings read their threshold with
+:mod:`calibration.refocus`; :mod:`fusion.synthetic` takes its events from a simulated sensor.
 """
 
 from __future__ import annotations
@@ -40,3 +40,22 @@ def refocus(image: np.ndarray, counts_rgb: np.ndarray, c: float) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         return np.clip(np.rint(out), 0, top).astype(dtype)
     return np.clip(out, 0.0, top).astype(dtype)
+
+
+def interval_counts(cd: np.ndarray, edges_us, width: int, height: int) -> np.ndarray:
+    """ON − OFF events per event pixel in each interval edges[k] <= t < edges[k + 1] (K, H, W) float32, in one pass
+    over time-sorted CD events; ``edges_us`` ascending."""
+    edges = np.asarray(edges_us, np.float64)
+    i0, i1 = np.searchsorted(cd["t"], [edges[0], edges[-1]])
+    part = cd[i0:i1]
+    interval = np.searchsorted(edges, part["t"], side="right") - 1
+    flat = np.bincount(interval * (width * height) + part["y"].astype(np.int64) * width + part["x"],
+                       weights=np.where(part["p"] > 0, 1.0, -1.0), minlength=(edges.size - 1) * width * height)
+    return flat.reshape(edges.size - 1, height, width).astype(np.float32)
+
+
+def signed_counts(cd: np.ndarray, t_from_us: float, t_to_us: float, width: int, height: int) -> np.ndarray:
+    """ON − OFF events per event pixel fired between two moments (H, W) float32; negative when ``t_to`` comes
+    first (going back in time undoes the change)."""
+    counts = interval_counts(cd, sorted((t_from_us, t_to_us)), width, height)[0]
+    return counts if t_to_us >= t_from_us else -counts

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from capture.focal_stack import FocalStack
-from capture.refocus_model import gap_fill, refocus
+from capture.refocus_model import gap_fill, refocus, signed_counts
 from drivers.sim.esim import EventSensorModel
 from drivers.sim.exposure import SensorNoise, _srgb_encode
 from drivers.sim.optics import DefocusRenderer, SweepOptics
@@ -146,8 +146,7 @@ def _add_refocused(renderer: DefocusRenderer, powers: np.ndarray, frames: np.nda
         sensor = EventSensorModel(w, h, threshold=threshold, sigma=threshold * 0.05, seed=int(rng.integers(2**31)))
         path = np.linspace(powers[src], target, substeps + 1)
         ev = np.concatenate([sensor.step(renderer.render_log_luma(float(d)), j * 100.0) for j, d in enumerate(path)])
-        signed = np.bincount(ev["y"].astype(np.int64) * w + ev["x"], weights=np.where(ev["p"] > 0, 1.0, -1.0),
-                             minlength=w * h).reshape(h, w).astype(np.float32)
+        signed = signed_counts(ev, 0.0, (substeps + 1) * 100.0, w, h)
         counts = _unbreathe(signed, renderer.optics, breathing_estimate, float(powers[src]), cv2.INTER_NEAREST)
         render = _unbreathe(renderer.render_rgb(float(target)), renderer.optics, breathing_estimate, float(target),
                             cv2.INTER_LINEAR)

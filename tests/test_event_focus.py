@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from calibration.event_focus import event_focus
-from calibration.refocus import estimate_threshold, signed_counts, time_at_power
+from calibration.refocus import estimate_threshold, time_at_power
 from calibration.temporal import FocalModel
-from capture.refocus_model import gap_fill, refocus
+from capture.refocus_model import gap_fill, refocus, signed_counts
 from capture.sweep import CommandedSweep, SweepData
 from drivers.camera import Frame
 from drivers.events.dtypes import EVENT_CD, EVENT_EXT_TRIGGER
