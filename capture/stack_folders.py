@@ -23,10 +23,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -94,25 +95,25 @@ def write_image(path: Path, image: np.ndarray) -> Path:
 
 
 def write_images(items: list[tuple[Path, np.ndarray]]) -> list[Path]:
-    """:func:`write_image` of every (path, image), on a thread per core: PNG encoding runs in OpenCV without the
-    GIL (a fusion's seven output images were 50 ms of ``focalrig predict`` on one core). The first failure in order
-    is raised."""
-    workers = min(len(items), os.cpu_count() or 1)
-    if workers < 2:
-        return [write_image(path, image) for path, image in items]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="write-image") as pool:
-        return list(pool.map(lambda item: write_image(*item), items))
+    """:func:`write_image` of every (path, image), on a thread per core (a fusion's seven output images were 50 ms
+    of ``focalrig predict`` on one core)."""
+    return _per_core(lambda item: write_image(*item), items, "write-image")
 
 
 def _read_images(paths: list[Path]) -> list[np.ndarray]:
-    """:func:`read_image` of every path, in order, on a thread per core: decoding a PNG runs in OpenCV without the
-    GIL, and a 16-plane 640x480 stack's decoding was a tenth of a second of ``focalrig predict`` on one core. A bad
-    file raises as it would read one by one: the first bad one in order is named."""
-    workers = min(len(paths), os.cpu_count() or 1)
+    """:func:`read_image` of every path, on a thread per core (a 16-plane 640x480 stack's decoding was a tenth of a
+    second of ``focalrig predict`` on one core)."""
+    return _per_core(read_image, paths, "read-image")
+
+
+def _per_core(fn: Callable[[Any], Any], items: list, name: str) -> list:
+    """``fn`` of every item, in order, on a thread per core: OpenCV's image codecs run without the GIL. A failure
+    raises as it would one by one: the first in order."""
+    workers = min(len(items), os.cpu_count() or 1)
     if workers < 2:
-        return [read_image(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read-image") as pool:
-        return list(pool.map(read_image, paths))
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        return list(pool.map(fn, items))
 
 
 def _read_frames(paths: list[Path], where: Path) -> np.ndarray:
