@@ -11,17 +11,17 @@ to copy the best plane's pixel.
 
 The index is the peak plane of the probability volume after a guided filter (radius 4 px, the stack's mean luma as
 guide: ``fusion.guided``, the classical method's cost-volume filter), refined to sub-plane by its neighbours.
-Filtering the volume, not the index, keeps depth edges on image edges; the unfiltered peak flickers between planes
-in weak texture. The regulariser is wide (ε = 1e-2 on [0, 1] luma, the classical method's is 1e-3): the filter
-then averages the probabilities of a pixel's 9×9 neighbourhood except across strong edges. Measured against
-ε = 1e-4 (``focalrig bench e2e``, one scene per regime; ``focalrig eval`` on the real stacks): the product path's
-all-in-focus image +0.38 dB on the default rig (37.33 dB, classical 37.16), +0.20 in low light, +0.04 at 10 Hz,
-−0.01 with weak texture; real-stack Qabf algae 0.405 → 0.408, PCB 0.403 → 0.404, MFFW 0.722, Lytro 0.733 both;
-held-out synthetic stacks (128 px) 31.70 → 31.66 dB. Without any filter: PCB 0.369, algae 0.358.
-The filter is OpenCV's, on the CPU (17 ms for 640×480×16;
-on CUDA the volume is copied to the host for it); ``smooth_radius=0`` reads the raw peak on the device. ``refine=True``
-takes the expected index after the network's edge-aware diffusion instead: on the held-out synthetic set that
-scored below the peak (30.29 vs 30.43 dB, ±1-plane accuracy 0.887 vs 0.925, at step 700 of the shipped run).
+Filtering the volume, not the index, keeps depth edges on image edges; the unfiltered peak flickers between planes in
+weak texture. The regulariser is wide (ε = 1e-2 on [0, 1] luma, the classical method's is 1e-3): the filter then
+averages the probabilities of a pixel's 9×9 neighbourhood except across strong edges. Measured against ε = 1e-4
+(``focalrig bench e2e``, one scene per regime; ``focalrig eval`` on the real stacks): the product path's all-in-focus
+image +0.38 dB on the default rig (37.33 dB, classical 37.16), +0.20 in low light, +0.04 at 10 Hz, −0.01 with weak
+texture; real-stack Qabf algae 0.405 → 0.408, PCB 0.403 → 0.404, MFFW 0.722, Lytro 0.733 both; held-out synthetic
+stacks (128 px) 31.70 → 31.66 dB. Without any filter: PCB 0.369, algae 0.358. The filter is OpenCV's, on the CPU (17
+ms for 640×480×16; on CUDA the volume is copied to the host for it); ``smooth_radius=0`` reads the raw peak on the
+device. ``refine=True`` takes the expected index after the network's edge-aware diffusion instead: on the held-out
+synthetic set that scored below the peak (30.29 vs 30.43 dB, ±1-plane accuracy 0.887 vs 0.925, at step 700 of the
+shipped run).
 """
 
 from __future__ import annotations
