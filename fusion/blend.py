@@ -125,6 +125,53 @@ def unit_frames(frames: np.ndarray, gains: np.ndarray | None) -> np.ndarray:
     return f
 
 
+class UnitPlanes:
+    """Frames kept in their stored dtype and read one plane at a time as :func:`unit_frames` would give them.
+
+    Fusion reads each plane a few times, one at a time: a float copy of the whole stack (4x the frames' bytes
+    for uint8) would only cost its conversion and its page faults, and take memory that wider bands could use.
+    """
+
+    def __init__(self, frames: np.ndarray, gains: np.ndarray | None = None):
+        self.frames = frames
+        scale = np.full(len(frames), unit_scale(frames.dtype))
+        self.factors = (scale if gains is None else scale / np.asarray(gains, np.float64)).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def ndim(self) -> int:
+        return self.frames.ndim
+
+    def plane(self, k: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Plane ``k`` (H, W[, 3]) float32, into ``out`` when given."""
+        return np.multiply(self.frames[k], self.factors[k], out=out, dtype=np.float32)
+
+    def take(self, planes: np.ndarray) -> UnitPlanes:
+        """The planes listed in ``planes``, with their own factors."""
+        sub = UnitPlanes.__new__(UnitPlanes)
+        sub.frames, sub.factors = self.frames[planes], self.factors[planes]
+        return sub
+
+    def luma(self) -> np.ndarray:
+        """(N, H, W) float32 luma, one plane converted at a time."""
+        if self.frames.ndim == 3:
+            return np.stack([self.plane(k) for k in range(len(self))])
+        y = np.empty(self.frames.shape[:3], np.float32)
+        buf = np.empty(self.frames.shape[1:], np.float32)
+        for k in range(len(self)):
+            cv2.transform(self.plane(k, buf), LUMA_601[None, :], dst=y[k][..., None])
+        return y
+
+    def gather(self, best: np.ndarray) -> np.ndarray:
+        """Each pixel from the plane ``best`` picks (H, W[, 3]) float32."""
+        idx = best[None, ..., None] if self.frames.ndim == 4 else best[None]
+        picked = np.take_along_axis(self.frames, idx, axis=0)[0]
+        factor = self.factors[best]
+        return picked * (factor[..., None] if self.frames.ndim == 4 else factor)
+
+
 def luma(frames01: np.ndarray) -> np.ndarray:
     """(N, H, W) float32 BT.601 luma of float frames in [0, 1] (grey frames pass through)."""
     if frames01.ndim == 3:
@@ -160,32 +207,33 @@ def noise_variance(y: np.ndarray) -> np.ndarray:
     return np.maximum(var / np.float32(_residual_gain()), np.float32(1e-10))
 
 
-def compose(frames01: np.ndarray, y: np.ndarray, best: np.ndarray, settings: BlendSettings) -> np.ndarray:
-    """The all-in-focus image (H, W[, 3]) float32 in [0, 1] from unit frames, their luma and the best plane.
+def compose(planes: UnitPlanes, y: np.ndarray, best: np.ndarray, settings: BlendSettings) -> np.ndarray:
+    """The all-in-focus image (H, W[, 3]) float32 in [0, 1] from the planes, their luma and the best plane.
 
     Soft output: each plane's weight is 1 where it is the best plane, else exp(−excess/τ) by how far its local
     difference from the best plane exceeds noise (module docstring); weights are applied plane by plane and
     normalised once at the end, so no (N, H, W) weight volume is ever held.
     """
     if settings.output == "gather":
-        idx = best[None, ..., None] if frames01.ndim == 4 else best[None]
-        return np.take_along_axis(frames01, idx, axis=0)[0]
+        return planes.gather(best)
+    colour = planes.ndim == 4
     yb = np.take_along_axis(y, best[None], axis=0)[0]
     neg_inv = cv2.divide(-1.0 / (2.0 * settings.tau), noise_variance(y))
     # Two noisy copies of one image show D/2σ² ≈ 1 ± √(2/n) over n pixels: the test starts beyond that spread.
     allowed = (1.0 + SPREAD * math.sqrt(2.0 / settings.window ** 2)) / settings.tau
     ksize = (settings.window, settings.window)
-    out = np.zeros(frames01.shape[1:], np.float32)
+    out = np.zeros(planes.frames.shape[1:], np.float32)
     total = np.zeros(y.shape[1:], np.float32)
     w = np.empty(y.shape[1:], np.float32)
+    plane = np.empty(planes.frames.shape[1:], np.float32)
     for k in range(y.shape[0]):
         d = cv2.subtract(y[k], yb)
         headroom = cv2.add(cv2.multiply(cv2.boxFilter(cv2.multiply(d, d), cv2.CV_32F, ksize), neg_inv), allowed)
         cv2.exp(cv2.min(headroom, 0.0), dst=w)
         w[best == k] = 1.0
         cv2.add(total, w, dst=total)
-        cv2.accumulateProduct(frames01[k], cv2.merge([w] * 3) if frames01.ndim == 4 else w, out)
-    return out / (total[..., None] if frames01.ndim == 4 else total)
+        cv2.accumulateProduct(planes.plane(k, plane), cv2.merge([w] * 3) if colour else w, out)
+    return out / (total[..., None] if colour else total)
 
 
 def brightness_transfer(colour01: np.ndarray, target01: np.ndarray) -> np.ndarray:

@@ -70,3 +70,27 @@ def test_classical_predict_loads_neither_torch_nor_numba_nor_h5py_nor_qt(tmp_pat
                        "--method", "classical")
     assert (tmp_path / "out" / "fused.png").is_file()  # it did fuse
     assert loaded <= {"numpy", "cv2", "pydantic"}
+
+
+_SETTINGS_PROBE = """
+import gc, os, sys
+sys.argv = ["focalrig", "--version"]
+from app.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("SETTINGS", os.environ.get("OPENBLAS_NUM_THREADS"), gc.get_freeze_count() > 0, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("3", "3")])
+def test_main_gives_blas_one_thread_unless_told_and_freezes_the_heap_at_exit(given, expected):
+    """numpy's BLAS threads spin against focalrig's own per-core work: one unless the user set a number; and the
+    objects alive at the end are frozen out of the final collection, which only slows the exit."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | {"PYTHONPATH": str(ROOT)}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    done = subprocess.run([sys.executable, "-c", _SETTINGS_PROBE], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.stderr.strip().splitlines()[-1] == f"SETTINGS {expected} True", done.stderr

@@ -39,6 +39,7 @@ from capture.focal_stack import FocalStack
 from fusion.blend import (
     BlendSettings,
     Output,
+    UnitPlanes,
     brightness_transfer,
     compose,
     exposure_gains,
@@ -153,8 +154,8 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     _, recipe = _load(path)
     model, plane_logits = _placed(path, dev.type, compile)
     gains = exposure_gains(stack.frames) if blend.exposure else np.ones(stack.n_planes)
-    frames01 = unit_frames(stack.frames, gains)
-    data = stack_tensors(replace(stack, frames=frames01))
+    planes = UnitPlanes(stack.frames, gains)
+    data = stack_tensors(replace(stack, frames=unit_frames(stack.frames, gains)))
     events = data.events if (use_events and data.events is not None) else None
     timings["prepare"] = time.perf_counter() - t0
 
@@ -190,11 +191,11 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     index = index_t.clamp(0, n - 1).float().cpu().numpy()
     pick = np.rint(index).astype(np.intp)
     confidence = peak_confidence(volume, pick)
-    image = compose(frames01, data.luma, pick, blend)
+    image = compose(planes, data.luma, pick, blend)
     refocused = stack.refocused
-    if refocused.any() and frames01.ndim == 4:  # colour from the frames alone, brightness from every plane
+    if refocused.any() and planes.ndim == 4:  # colour from the frames alone, brightness from every plane
         real = np.flatnonzero(~refocused)
-        colour = compose(frames01[real], data.luma[real], volume[real].argmax(axis=0), blend)
+        colour = compose(planes.take(real), data.luma[real], volume[real].argmax(axis=0), blend)
         image = brightness_transfer(colour, image)
     fused = to_dtype(image, stack.frames.dtype)
     timings["compose"] = time.perf_counter() - t2
