@@ -52,6 +52,7 @@ _RESIDUAL_SIGMA = 1.0    #: Gaussian whose residual y − G*y measures fine-scal
 _RESIDUAL_WINDOW = 9     #: box over which that energy is averaged per plane
 _NOISE_SMOOTH = 15       #: box that smooths the per-pixel noise variance map
 SPREAD = 2.0             #: standard deviations of D/2σ² that still count as "the same image"
+FEATHER_PX = 2.0         #: Gaussian σ over which a brightness transfer fades out around the refocused choices
 
 
 @dataclass(frozen=True)
@@ -236,19 +237,24 @@ def compose(planes: UnitPlanes, y: np.ndarray, best: np.ndarray, settings: Blend
     return out / (total[..., None] if colour else total)
 
 
-def brightness_transfer(colour01: np.ndarray, target01: np.ndarray) -> np.ndarray:
-    """``colour01`` (H, W, 3) with each pixel's mean over channels moved to ``target01``'s, by the same step in every
-    channel: a grey step, so the pixel's colour differences stay as they were.
+def brightness_transfer(colour01: np.ndarray, target01: np.ndarray, refocused_chosen: np.ndarray) -> np.ndarray:
+    """``colour01`` (H, W, 3) with each pixel's mean over channels moved towards ``target01``'s, by the same step in
+    every channel: a grey step, so the pixel's colour differences stay as they were. The step is taken where a
+    refocused plane was chosen (``refocused_chosen``, (H, W) bool), feathered over a few pixels, and nowhere else.
 
     How refocused planes add their detail: they carry the events' brightness on their source frame's blurred
     colour, so the image takes its colour from the frames and its brightness from every plane. The step is along
     (1, 1, 1), the one direction of an RGB error that leaves its colour part alone: moving the mean of the channels
     (not the BT.601 luma, whose weights tilt the step into colour where the frames' colour is wrong) lowers the RGB
     error by exactly what the brightness gains. Measured at 8 Hz: scaling RGB by the luma ratio lost 0.5 dB of
-    colour for 0.7 dB of luma, a BT.601 luma step 0.2 dB."""
+    colour for 0.7 dB of luma, a BT.601 luma step 0.2 dB. Where a real frame was chosen, the target's brightness is
+    a frame's too, picked by a decision that had the refocused planes to confuse it: moving there cost classical
+    fusion 0.05 dB of colour at 8 Hz (12 stacks: 33.00 everywhere, 33.05 only where refocused planes were chosen).
+    """
     if colour01.ndim == 2:
         return target01
-    step = target01.mean(axis=-1) - colour01.mean(axis=-1)
+    weight = cv2.GaussianBlur(refocused_chosen.astype(np.float32), (0, 0), FEATHER_PX)
+    step = (target01.mean(axis=-1) - colour01.mean(axis=-1)) * weight
     return np.clip(colour01 + step[..., None], 0.0, 1.0)
 
 

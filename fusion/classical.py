@@ -144,6 +144,13 @@ def _cost_volume(y: np.ndarray, activity: np.ndarray | None, c_norm: float,
     return fm
 
 
+def frames_focus(y: np.ndarray, settings: ClassicalSettings | None = None) -> np.ndarray:
+    """The filtered focus distribution (N, H, W) of luma planes by the frames alone (no events), summing to ~1 over
+    planes: the colour decision of a stack with refocused planes, which judge focus by event noise as much as by
+    detail."""
+    return _cost_volume(y, None, 1.0, settings or ClassicalSettings())
+
+
 def _argmax(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel argmax (first maximum) and maximum over planes, one pass of whole-plane ops.
 
@@ -242,9 +249,8 @@ def fuse_classical(stack: FocalStack, *, device: str = "auto", **options) -> Fus
         image = compose(f, y, best, blend)
         if refocused.any() and f.ndim == 4:  # colour from the frames alone, luma from every plane (fusion.blend)
             real = np.flatnonzero(~refocused)
-            frames_cost = _cost_volume(y[real], None, c_norm, settings)
-            colour = compose(f.take(real), y[real], _argmax(frames_cost)[0].astype(np.intp), blend)
-            image = brightness_transfer(colour, image)
+            colour = compose(f.take(real), y[real], _argmax(frames_focus(y[real], settings))[0].astype(np.intp), blend)
+            image = brightness_transfer(colour, image, refocused[best])
         fused[c0:c1] = image[core]
         index[c0:c1], confidence[c0:c1] = idx[core], conf[core]
     timings["fusion"] = time.perf_counter() - t0

@@ -145,3 +145,34 @@ def test_unit_planes_read_what_unit_frames_would_hold(dtype, colour):
     best = rng.integers(0, 5, shape[1:3])
     picked = np.take_along_axis(whole, (best[None, ..., None] if colour else best[None]), axis=0)[0]
     np.testing.assert_allclose(planes.gather(best), picked, rtol=1e-6, atol=1e-7)
+
+
+def test_brightness_moves_only_where_a_refocused_plane_was_chosen_and_keeps_colour_differences():
+    """Inside the refocused choices the pixel's channel mean becomes the target's by a grey step (channel
+    differences unchanged); a few pixels away from them the colour image passes through untouched."""
+    rng = np.random.default_rng(5)
+    colour = rng.uniform(0.2, 0.8, (40, 60, 3)).astype(np.float32)
+    target = np.clip(colour + rng.normal(0, 0.05, colour.shape), 0, 1).astype(np.float32)
+    chosen = np.zeros((40, 60), bool)
+    chosen[10:30, 10:30] = True
+    out = blend.brightness_transfer(colour, target, chosen)
+    inside, far = np.s_[16:24, 16:24], np.s_[:, 45:]
+    np.testing.assert_allclose(out[inside].mean(-1), target[inside].mean(-1), atol=1e-3)
+    np.testing.assert_allclose(np.diff(out[inside], axis=-1), np.diff(colour[inside], axis=-1), atol=1e-5)
+    np.testing.assert_array_equal(out[far], colour[far])
+
+
+def test_the_colour_choice_of_a_refocused_stack_follows_the_frames_where_the_network_cannot_tell():
+    """With flat network probabilities over the frames the frames' own focus decides; with the frames equally sharp
+    (no texture) the network's probabilities do."""
+    from fusion.net.method import frames_choice
+
+    stack, truth, _ = region_stack([1, 4], 6)
+    y = blend.UnitPlanes(stack.frames).luma()
+    flat = np.full(y.shape, 1.0 / 6, np.float32)
+    pick = frames_choice(flat, y)
+    assert np.mean(pick[interior(truth)] == truth[interior(truth)]) > 0.95
+    plain = np.full_like(y, 0.5)
+    prob = np.full(y.shape, 0.05, np.float32)
+    prob[3] = 0.75
+    assert np.all(frames_choice(prob, plain) == 3)

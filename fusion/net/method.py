@@ -47,6 +47,7 @@ from fusion.blend import (
     to_dtype,
     unit_frames,
 )
+from fusion.classical import frames_focus
 from fusion.confidence import peak_confidence
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
 from fusion.event_depth import merge_event_depth
@@ -118,6 +119,22 @@ def _tiles(size: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]
         if end >= size:
             return out
         start = k1 - overlap
+
+
+def frames_choice(prob: np.ndarray, luma: np.ndarray) -> np.ndarray:
+    """Which real frame gives each pixel its colour in a stack with refocused planes: the mean of the network's
+    probabilities over the frames (renormalised) and the frames' own focus distribution, argmax.
+
+    The network judged the frames beside the refocused planes, whose event noise reads as detail to it: its choice
+    among the frames alone lost 0.13 dB of colour at 8 Hz against its own frames-only run, and no other decision
+    (classical frames-only, a second network pass on the frames) did as well as the two combined: over 12 stacks at
+    8 Hz 33.15 dB against 32.93 (the network's alone), 33.06 (classical's alone); over 12 at 10 Hz with a 0.1
+    threshold 28.51 against 28.49 and 28.47.
+    """
+    p = prob / np.maximum(prob.sum(axis=0), np.float32(1e-12))
+    focus = frames_focus(luma)
+    focus /= np.maximum(focus.sum(axis=0), np.float32(1e-12))
+    return (p + focus).argmax(axis=0)
 
 
 @register_method("net")
@@ -195,8 +212,8 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     refocused = stack.refocused
     if refocused.any() and planes.ndim == 4:  # colour from the frames alone, brightness from every plane
         real = np.flatnonzero(~refocused)
-        colour = compose(planes.take(real), data.luma[real], volume[real].argmax(axis=0), blend)
-        image = brightness_transfer(colour, image)
+        colour = compose(planes.take(real), data.luma[real], frames_choice(volume[real], data.luma[real]), blend)
+        image = brightness_transfer(colour, image, refocused[pick])
     fused = to_dtype(image, stack.frames.dtype)
     timings["compose"] = time.perf_counter() - t2
     settings = {"weights": Path(path).name, "weights_step": recipe.get("step"), "events": events is not None,
