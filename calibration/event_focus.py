@@ -114,7 +114,7 @@ def event_focus(sweep: SweepData, model: FocalModel, *, min_score: int = MIN_SCO
     best_t1 = np.zeros((2, h, w), np.int64)
     cd = sweep.cd
     if len(cd):
-        half = (~model.rising(cd["t"])).astype(np.int8)
+        half = model.falling_sorted(cd["t"])
         _reversals(cd["x"], cd["y"], cd["p"], cd["t"], half, best_score, best_t0, best_t1)
     ok = best_score >= min_score
     p0, p1 = np.zeros(best_score.shape), np.zeros(best_score.shape)

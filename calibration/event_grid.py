@@ -38,13 +38,13 @@ class _RgbToEventMap:
                       * np.gradient(my, axis=1))
         self.maps = np.stack([mx, my, area], -1).astype(np.float32)
         self.size = (w, h)
-        self._identity = self.maps[m:m + h, m:m + w]
+        self._identity = tuple(cv2.split(np.ascontiguousarray(self.maps[m:m + h, m:m + w])))
 
     def at(self, breathing: Breathing | None, power_dpt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """remap() maps (RGB reference grid → event px) at ``power_dpt`` and the area ratio (event px per RGB px)."""
+        """remap() maps (RGB reference grid → event px) at ``power_dpt`` and the area ratio (event px per RGB px),
+        each a contiguous float32 array."""
         if breathing is None:
-            maps = self._identity
-            return maps[..., 0], maps[..., 1], maps[..., 2]
+            return self._identity
         a = breathing.matrix(power_dpt)
         s = float(a[0, 0])
         w, h = self.size
@@ -55,10 +55,13 @@ class _RgbToEventMap:
         coarse = cv2.remap(self.maps, np.broadcast_to(ux, (hc, wc)).copy(),
                            np.broadcast_to(uy[:, None], (hc, wc)).copy(), cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
-        # Node j sits at pixel c·j: an affine upsampling puts pixel x at node x/c (bilinear between nodes).
-        up = cv2.warpAffine(coarse, np.array([[1.0 / c, 0, 0], [0, 1.0 / c, 0]]), (w, h),
-                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        return up[..., 0], up[..., 1], up[..., 2] * np.float32(s * s)
+        # Node j sits at pixel c·j: an affine upsampling puts pixel x at node x/c (bilinear between nodes). Each
+        # map is upsampled on its own, so each is a contiguous array: a channel view of one 3-channel map would be
+        # copied by every remap() that reads it (measured: 0.98 against 0.46 ms per 640x480 remap).
+        mx, my, area = (cv2.warpAffine(part, np.array([[1.0 / c, 0, 0], [0, 1.0 / c, 0]]), (w, h),
+                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+                        for part in cv2.split(coarse))
+        return mx, my, area * np.float32(s * s)
 
 
 _MAPS: weakref.WeakKeyDictionary[SpatialCalibration, _RgbToEventMap] = weakref.WeakKeyDictionary()

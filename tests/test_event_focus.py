@@ -118,3 +118,15 @@ def test_time_at_power_stays_on_the_half():
     t_fall = time_at_power(MODEL, 2.0, _power_to_time(1.0, False))
     assert t_rise == pytest.approx(_power_to_time(2.0, True), abs=60)
     assert t_fall == pytest.approx(_power_to_time(2.0, False), abs=60)
+
+
+@pytest.mark.parametrize("lag_us", [1_000.0, 1_234.56])
+def test_the_half_of_sorted_event_times_is_what_rising_says(lag_us):
+    """The per-boundary search gives every event the half ``rising`` gives it, boundaries themselves included (with
+    an integer lag, events fall exactly on them), before the first period and over several."""
+    model = FocalModel(CommandedSweep("sine", 0.0, 4.0, 250.0, frequency_hz=1e6 / PERIOD), lag_us=lag_us)
+    rng = np.random.default_rng(2)
+    edges = 250.0 + lag_us + 0.5 * PERIOD * np.arange(-2, 8)
+    t = np.sort(np.concatenate([rng.integers(-150_000, 400_000, 5000), np.round(edges), np.round(edges) - 1]))
+    np.testing.assert_array_equal(model.falling_sorted(t), (~model.rising(t)).astype(np.int8))
+    assert model.falling_sorted(t[:0]).size == 0
