@@ -53,6 +53,8 @@ _RESIDUAL_WINDOW = 9     #: box over which that energy is averaged per plane
 _NOISE_SMOOTH = 15       #: box that smooths the per-pixel noise variance map
 SPREAD = 2.0             #: standard deviations of D/2σ² that still count as "the same image"
 FEATHER_PX = 2.0         #: Gaussian σ over which a brightness transfer fades out around the refocused choices
+CHROMA_WINDOW = 3        #: side (px) of the window fitting colour differences against brightness
+CHROMA_EPS = 1e-3        #: ridge term of that fit: flat windows (variance ≲ this) keep their colour differences
 
 
 @dataclass(frozen=True)
@@ -238,24 +240,40 @@ def compose(planes: UnitPlanes, y: np.ndarray, best: np.ndarray, settings: Blend
 
 
 def brightness_transfer(colour01: np.ndarray, target01: np.ndarray, refocused_chosen: np.ndarray) -> np.ndarray:
-    """``colour01`` (H, W, 3) with each pixel's mean over channels moved towards ``target01``'s, by the same step in
-    every channel: a grey step, so the pixel's colour differences stay as they were. The step is taken where a
-    refocused plane was chosen (``refocused_chosen``, (H, W) bool), feathered over a few pixels, and nowhere else.
+    """``colour01`` (H, W, 3) with each pixel's mean over channels moved towards ``target01``'s, where a refocused
+    plane was chosen (``refocused_chosen``, (H, W) bool), feathered over a few pixels, and nowhere else; each
+    channel's colour difference follows the step by its local slope against the brightness.
 
     How refocused planes add their detail: they carry the events' brightness on their source frame's blurred
-    colour, so the image takes its colour from the frames and its brightness from every plane. The step is along
-    (1, 1, 1), the one direction of an RGB error that leaves its colour part alone: moving the mean of the channels
-    (not the BT.601 luma, whose weights tilt the step into colour where the frames' colour is wrong) lowers the RGB
-    error by exactly what the brightness gains. Measured at 8 Hz: scaling RGB by the luma ratio lost 0.5 dB of
-    colour for 0.7 dB of luma, a BT.601 luma step 0.2 dB. Where a real frame was chosen, the target's brightness is
-    a frame's too, picked by a decision that had the refocused planes to confuse it: moving there cost classical
-    fusion 0.05 dB of colour at 8 Hz (12 stacks: 33.00 everywhere, 33.05 only where refocused planes were chosen).
+    colour, so the image takes its colour from the frames and its brightness from every plane. The step moves the
+    mean of the channels (not the BT.601 luma, whose weights tilt it into colour where the frames' colour is wrong):
+    measured at 8 Hz, scaling RGB by the luma ratio lost 0.5 dB of colour for 0.7 dB of luma, a BT.601 luma step
+    0.2 dB. Where a real frame was chosen, the target's brightness is a frame's too, picked by a decision that had
+    the refocused planes to confuse it: moving there cost classical fusion 0.05 dB of colour at 8 Hz (12 stacks:
+    33.00 everywhere, 33.05 only where refocused planes were chosen).
+
+    Colour differences: a pure grey step would leave the frame's chroma as blurred as it was. Where a 3x3 window
+    of the frame's colour is two surfaces, each channel's difference from the mean is an affine function of the
+    mean; fitted there (a ridge regression, ``CHROMA_EPS``) and applied to the step, the colour edges come back
+    with the brightness edges the events restored. Measured with classical fusion: colour +0.09 dB at 10 Hz
+    (6 stacks), +0.13 dB at 10 Hz with a 0.1 threshold and +0.08 dB at 8 Hz (12 stacks each), luma −0.03 dB; wider
+    windows gained less (5x5 +0.08 dB at 10 Hz, 9x9 +0.04).
     """
     if colour01.ndim == 2:
         return target01
     weight = cv2.GaussianBlur(refocused_chosen.astype(np.float32), (0, 0), FEATHER_PX)
-    step = (target01.mean(axis=-1) - colour01.mean(axis=-1)) * weight
-    return np.clip(colour01 + step[..., None], 0.0, 1.0)
+    y = colour01.mean(axis=-1)
+    step = (target01.mean(axis=-1) - y) * weight
+    box = (CHROMA_WINDOW, CHROMA_WINDOW)
+    mean_y = cv2.boxFilter(y, cv2.CV_32F, box)
+    var_y = cv2.boxFilter(y * y, cv2.CV_32F, box) - mean_y * mean_y + np.float32(CHROMA_EPS)
+    out = np.empty_like(colour01)
+    for c in range(3):
+        diff = colour01[..., c] - y
+        cov = cv2.boxFilter(y * diff, cv2.CV_32F, box) - mean_y * cv2.boxFilter(diff, cv2.CV_32F, box)
+        slope = cv2.boxFilter(cov / var_y, cv2.CV_32F, box)
+        out[..., c] = colour01[..., c] + (1.0 + slope) * step
+    return np.clip(out, 0.0, 1.0)
 
 
 def to_dtype(image01: np.ndarray, dtype: np.dtype) -> np.ndarray:
