@@ -78,3 +78,17 @@ def test_recordings_in_one_process_start_from_the_same_lens_simulator(tmp_path):
     a, b = recorded_data(first.recording), recorded_data(again.recording)
     assert a["n_frames"] > 5 and a["events"][0] > 1000
     assert differences(a, b) == [], (a, b)
+
+
+@pytest.mark.parametrize(("port", "expected"), [
+    ("optosim://rig", "optosim://rig?seed=7"),
+    ("optosim://rig?latency_ms=2", "optosim://rig?latency_ms=2&seed=7"),
+    ("optosim://rig?seed=3", "optosim://rig?seed=3"),       # the user's own seed stands
+    ("/dev/ttyACM0", "/dev/ttyACM0"),                         # a real driver is never touched
+])
+def test_a_simulated_recording_seeds_only_the_in_process_lens_simulator(port, expected):
+    from capture.recording.simulated import seeded_lens_simulator
+
+    cfg = load_config(None, overrides=[*SMALL, f'lens.port="{port}"'])
+    assert seeded_lens_simulator(cfg).lens.port == expected
+    assert cfg.lens.port == port  # the configuration itself is left as it was
