@@ -18,7 +18,7 @@ import capture.engine
 from app.config import load_config
 from capture.plan import SweepPlan
 from capture.recording import RecordingWriter
-from capture.recording.simulated import record_simulation
+from capture.recording.simulated import record_simulation, seeded_lens_simulator
 from tests.recording_compare import differences, recorded_data
 
 _runs = itertools.count()
@@ -87,8 +87,6 @@ def test_recordings_in_one_process_start_from_the_same_lens_simulator(tmp_path):
     ("/dev/ttyACM0", "/dev/ttyACM0"),                         # a real driver is never touched
 ])
 def test_a_simulated_recording_seeds_only_the_in_process_lens_simulator(port, expected):
-    from capture.recording.simulated import seeded_lens_simulator
-
     cfg = load_config(None, overrides=[*SMALL, f'lens.port="{port}"'])
     assert seeded_lens_simulator(cfg).lens.port == expected
     assert cfg.lens.port == port  # the configuration itself is left as it was
