@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from drivers.config import StrictModel, describe_validation_error, read_toml
+from drivers.focus import within_range
 
 if TYPE_CHECKING:
     from drivers.focus_limits import FocusLimits
@@ -28,10 +29,6 @@ EVT3_BYTES_PER_EVENT = 2.5
 
 #: Fraction of a stepped plan's dwell left to the lens to settle (frames exposed then are not planes).
 STEP_SETTLING = 0.05
-
-#: How far beyond a lens's focal-power range a plan's end may lie and still count as that end (dpt): float noise
-#: (a range decoded from the wire, a value computed by arithmetic), far below any lens's resolution.
-RANGE_TOLERANCE_DPT = 1e-6
 
 
 class PlanError(ValueError):
@@ -227,7 +224,7 @@ class SweepPlan(StrictModel):
         used = ("low_dpt",) if self.waveform == "stepped" and self.n_planes == 1 else ("low_dpt", "high_dpt")
         for key in used:
             value = getattr(self, key)
-            if not rng[0] - RANGE_TOLERANCE_DPT <= value <= rng[1] + RANGE_TOLERANCE_DPT:
+            if not within_range(value, rng):
                 raise PlanError(f"plan.{key} = {value:g} dpt is outside the focal-power range {rng[0]:g} … "
                                 f"{rng[1]:g} dpt of {limits.device} (set plan.low_dpt and plan.high_dpt inside it)")
 

@@ -45,6 +45,16 @@ class FocusMode(enum.Enum):
     OTHER = "other"
 
 
+#: How far past a range end a value may lie and still count as that end: float noise (a range decoded from the
+#: wire, a stepped plan's last set point computed as low + k·step), far below an LD4's 0.005 dpt and 0.07 mA steps.
+RANGE_SLACK = 1e-6
+
+
+def within_range(value: float, lo_hi: tuple[float, float]) -> bool:
+    """``value`` inside ``lo_hi``, give or take float noise (:data:`RANGE_SLACK`)."""
+    return lo_hi[0] - RANGE_SLACK <= value <= lo_hi[1] + RANGE_SLACK
+
+
 @dataclass(frozen=True)
 class FocusIdentity:
     vendor: str

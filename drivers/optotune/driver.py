@@ -20,6 +20,7 @@ from drivers.focus import (
     FocusStatus,
     Unit,
     Waveform,
+    within_range,
 )
 from drivers.optotune import protocol as p
 from drivers.serial_focus import SerialFocusActuator
@@ -32,9 +33,6 @@ _MODE_NAMES = {p.MODE_CURRENT: FocusMode.CURRENT, p.MODE_SINE: FocusMode.SINE, p
 _WAVEFORM_MODES = {Waveform.SINE: p.MODE_SINE, Waveform.TRIANGLE: p.MODE_TRIANGLE,
                    Waveform.RECTANGLE: p.MODE_RECTANGLE}
 _HINT_LINK = "check the USB cable and power, and that no other program has the port open"
-#: How far past a range end a value may lie and still count as the end: float noise, far below the wire's 0.005 dpt
-#: and 0.07 mA steps.
-_RANGE_SLACK = 1e-6
 
 
 class OptotuneLensDriver4(SerialFocusActuator):
@@ -162,7 +160,7 @@ class OptotuneLensDriver4(SerialFocusActuator):
     def _check_range(self, value: float, lo_hi: tuple[float, float] | None, what: str) -> None:
         """Refuse ``value`` outside ``lo_hi``, give or take float noise (a stepped plan's last set point, computed as
         low + k·step, may land an ulp beyond its high end, which is the same wire code)."""
-        if lo_hi is not None and not lo_hi[0] - _RANGE_SLACK <= value <= lo_hi[1] + _RANGE_SLACK:
+        if lo_hi is not None and not within_range(value, lo_hi):
             raise ValueError(f"{what} {value:g} is outside the range {lo_hi[0]:g} … {lo_hi[1]:g} of the lens on "
                              f"{self.port}")
 
