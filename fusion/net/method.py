@@ -27,7 +27,6 @@ shipped run).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +51,7 @@ from fusion.confidence import peak_confidence
 from fusion.engine import FusionError, FusionResult, depth_from_index, register_method
 from fusion.event_depth import merge_event_depth
 from fusion.guided import filter_volume
-from fusion.net.data import stack_tensors
+from fusion.net.data import normalise_events
 from fusion.net.model import MAX_PLANES, FocalIndexNet, NetConfig, peak_index
 from fusion.net.train import WEIGHTS_FORMAT, WEIGHTS_VERSION, pick_device, shipped_weights
 
@@ -172,14 +171,14 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     model, plane_logits = _placed(path, dev.type, compile)
     gains = exposure_gains(stack.frames) if blend.exposure else np.ones(stack.n_planes)
     planes = UnitPlanes(stack.frames, gains)
-    data = stack_tensors(replace(stack, frames=unit_frames(stack.frames, gains)))
-    events = data.events if (use_events and data.events is not None) else None
+    y = planes.luma()  # the network's luma and the compose's, with no float copy of the whole stack
+    events = normalise_events(stack.events) if (use_events and stack.events is not None) else None
     timings["prepare"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     h, w = stack.shape
     n = stack.n_planes
-    luma_t = torch.from_numpy(data.luma)[None]
+    luma_t = torch.from_numpy(y)[None]
     ev = torch.from_numpy(events)[None] if events is not None else None
     logits = torch.empty((1, n, h, w), dtype=torch.float32, device=dev)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -201,18 +200,18 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     if refine:
         index_t = out["refined"][0]
     elif smooth_radius > 0:
-        filter_volume(volume, data.luma.mean(0), smooth_radius, smooth_eps, subsample=2)
+        filter_volume(volume, y.mean(0), smooth_radius, smooth_eps, subsample=2)
         index_t = peak_index(torch.from_numpy(np.maximum(volume, 0.0, out=volume))[None])[0]
     else:
         index_t = out["index"][0]
     index = index_t.clamp(0, n - 1).float().cpu().numpy()
     pick = np.rint(index).astype(np.intp)
     confidence = peak_confidence(volume, pick)
-    image = compose(planes, data.luma, pick, blend)
+    image = compose(planes, y, pick, blend)
     refocused = stack.refocused
     if refocused.any() and planes.ndim == 4:  # colour from the frames alone, brightness from every plane
         real = np.flatnonzero(~refocused)
-        colour = compose(planes.take(real), data.luma[real], frames_choice(volume[real], data.luma[real]), blend)
+        colour = compose(planes.take(real), y[real], frames_choice(volume[real], y[real]), blend)
         image = brightness_transfer(colour, image, refocused[pick])
     fused = to_dtype(image, stack.frames.dtype)
     timings["compose"] = time.perf_counter() - t2
