@@ -120,16 +120,9 @@ def exposure_gains(frames: np.ndarray, *, block: int | None = None, margin: floa
     return np.where(trusted, gains, 1.0)
 
 
-def unit_frames(frames: np.ndarray, gains: np.ndarray | None) -> np.ndarray:
-    """float32 frames in [0, 1] (their dtype's full scale), divided by their exposure gains."""
-    f = frames.astype(np.float32) * np.float32(unit_scale(frames.dtype))
-    if gains is not None and np.any(gains != 1.0):
-        f /= gains.astype(np.float32).reshape((-1,) + (1,) * (f.ndim - 1))
-    return f
-
-
 class UnitPlanes:
-    """Frames kept in their stored dtype and read one plane at a time as :func:`unit_frames` would give them.
+    """Frames kept in their stored dtype and read one plane at a time as float32 in [0, 1] (their dtype's full
+    scale), divided by their exposure gains.
 
     Fusion reads each plane a few times, one at a time: a float copy of the whole stack (4x the frames' bytes
     for uint8) would only cost its conversion and its page faults, and take memory that wider bands could use.

@@ -126,22 +126,24 @@ def test_planes_that_differ_by_content_are_not_taken_for_exposure_drift():
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 @pytest.mark.parametrize("colour", [True, False])
-def test_unit_planes_read_what_unit_frames_would_hold(dtype, colour):
-    """Fusion reads planes one at a time from the stored frames; each must be the whole-stack conversion's plane,
-    with its exposure gain, for every dtype, and the subset, luma and gather views must agree with it too."""
+def test_unit_planes_read_each_plane_at_unit_scale_divided_by_its_gain(dtype, colour):
+    """Fusion reads planes one at a time from the stored frames; each must be the plane at its dtype's full scale
+    divided by its exposure gain (computed here in float64), for every dtype, and the subset, luma and gather views
+    must agree with it too."""
     rng = np.random.default_rng(3)
     shape = (5, 12, 16, 3) if colour else (5, 12, 16)
     top = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
     frames = (rng.uniform(0, 1, shape) * top).astype(dtype)
     gains = np.array([1.0, 1.04, 0.97, 1.0, 1.02])
-    whole = blend.unit_frames(frames, gains)
+    whole = frames.astype(np.float64) / top / gains.reshape((-1,) + (1,) * (frames.ndim - 1))
     planes = blend.UnitPlanes(frames, gains)
     assert len(planes) == 5 and planes.ndim == frames.ndim
     for k in range(5):
         np.testing.assert_allclose(planes.plane(k), whole[k], rtol=1e-6, atol=1e-7)
     sub = planes.take(np.array([4, 1]))
     np.testing.assert_allclose(sub.plane(1), whole[1], rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(planes.luma(), blend.luma(whole), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(planes.luma(), whole @ [0.299, 0.587, 0.114] if colour else whole, rtol=1e-5,
+                               atol=1e-6)
     best = rng.integers(0, 5, shape[1:3])
     picked = np.take_along_axis(whole, (best[None, ..., None] if colour else best[None]), axis=0)[0]
     np.testing.assert_allclose(planes.gather(best), picked, rtol=1e-6, atol=1e-7)

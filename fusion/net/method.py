@@ -42,9 +42,7 @@ from fusion.blend import (
     brightness_transfer,
     compose,
     exposure_gains,
-    luma,
     to_dtype,
-    unit_frames,
 )
 from fusion.classical import frames_focus
 from fusion.confidence import peak_confidence
@@ -223,7 +221,7 @@ def fuse_net(stack: FocalStack, *, device: str = "auto", weights: str | Path | N
     index = index.astype(np.float32)
     depth = depth_from_index(index, stack.focal_powers_dpt)
     if stack.has_event_focus:
-        depth, index, confidence = merge_event_depth(stack, depth, luma(unit_frames(fused[None], None))[0],
+        depth, index, confidence = merge_event_depth(stack, depth, UnitPlanes(fused[None]).luma()[0],
                                                      confidence)
     settings["event_focus_used"] = stack.has_event_focus
     return FusionResult(fused, index, depth, confidence.astype(np.float32), "net", dev.type, timings, settings)
