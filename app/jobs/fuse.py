@@ -76,7 +76,8 @@ def fuse_recording(rec: Path, out: Path, settings: FuseSettings, listener: Liste
 
     listener = listener or Listener()
     method = resolve_method(settings.method, settings.device)
-    method_options(method, settings.event_weight, settings.blend, settings.exposure)  # a wrong blend: before work
+    # Once, before any work: a wrong --blend fails here, not after the first sweep is stacked.
+    options = method_options(method, settings.event_weight, settings.blend, settings.exposure)
     with Recording.open(rec) as recording:
         no_sweeps = recording.no_sweeps_reason()
         if no_sweeps is not None:  # every sweep of zero sweeps would otherwise end silently, writing nothing
@@ -98,8 +99,7 @@ def fuse_recording(rec: Path, out: Path, settings: FuseSettings, listener: Liste
             note.check(stack.n_planes, k)
             stack = replace(stack, meta={**stack.meta, "recording": str(recording.path),
                                          "recording_uid": recording.uid})
-            result = fuse(stack, method=method, device=settings.device,
-                          **method_options(method, settings.event_weight, settings.blend, settings.exposure))
+            result = fuse(stack, method=method, device=settings.device, **options)
             write_outputs(result, stack, out / stack.name)
             fused.append({"sweep": k, "planes": stack.n_planes, "folder": stack.name})
             listener.done(f"sweep {k}: {stack.n_planes} planes {stack.shape[1]}x{stack.shape[0]} → "
